@@ -1,0 +1,150 @@
+"""Checkpoint I/O: strict state-dict checks, reading safetensors / torch files, and our own format.
+
+Our format is one safetensors file whose metadata holds the model config as JSON (`arcaudio_config`), so weights
+and config never drift apart. Every write goes to a temporary file in the target folder first and is then renamed
+over the target, so an interrupted write never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .config import ModelConfig
+
+CONFIG_KEY = "arcaudio_config"
+TORCH_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+class StateDictMismatchError(ValueError):
+    """A state dict does not match the model: lists every missing, unexpected and mis-shaped key."""
+
+    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple, tuple]],
+                 source: str = "checkpoint"):
+        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+        lines = [f"{source} does not match the model: {len(missing)} missing, {len(unexpected)} unexpected, "
+                 f"{len(mismatched)} mis-shaped key(s)"]
+        lines += [f"  missing:     {k}" for k in missing]
+        lines += [f"  unexpected:  {k}" for k in unexpected]
+        lines += [f"  wrong shape: {k}: checkpoint {list(got)}, model expects {list(want)}"
+                  for k, got, want in mismatched]
+        super().__init__("\n".join(lines))
+
+
+def check_state_dict(expected: Mapping[str, tuple[int, ...] | torch.Size], state_dict: Mapping[str, torch.Tensor],
+                     source: str = "checkpoint") -> None:
+    """Raise StateDictMismatchError unless `state_dict` has exactly the keys and shapes of `expected`."""
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = sorted((k, tuple(state_dict[k].shape), tuple(expected[k])) for k in set(expected) & set(state_dict)
+                        if tuple(state_dict[k].shape) != tuple(expected[k]))
+    if missing or unexpected or mismatched:
+        raise StateDictMismatchError(missing, unexpected, mismatched, source)
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                           source: str = "checkpoint") -> None:
+    """Load with zero tolerance for missing, unexpected or mis-shaped keys. A model built on the meta device
+    takes the checkpoint's tensors directly (no second copy)."""
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    check_state_dict(expected, state_dict, source)
+    on_meta = any(t.is_meta for t in model.state_dict().values())
+    model.load_state_dict(dict(state_dict), strict=True, assign=on_meta)
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read tensors and metadata from a safetensors file or a torch file (`weights_only=True`; a nested
+    `state_dict` entry, as in Lightning checkpoints, is unwrapped). Returns (state_dict, metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    if path.suffix not in TORCH_SUFFIXES:
+        raise ValueError(f"unknown checkpoint type {path.suffix!r} for {str(path)!r}; expected .safetensors or one of "
+                         f"{list(TORCH_SUFFIXES)}")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors come in many types
+        raise ValueError(f"could not read {str(path)!r} as a torch checkpoint with weights_only=True: {err}") from err
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{str(path)!r} holds no state dict of tensors")
+    return dict(obj), {}
+
+
+def read_config(path: str | Path) -> ModelConfig | None:
+    """The ModelConfig stored in an arcaudio safetensors file's metadata, or None if it has none."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return ModelConfig.from_json(meta[CONFIG_KEY]) if CONFIG_KEY in meta else None
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call `write(tmp_path)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _untied(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies, with tensors that share storage (tied embeddings) cloned apart for safetensors."""
+    out, seen = {}, set()
+    for key, value in state_dict.items():
+        value = value.detach().to("cpu").contiguous()
+        ptr = (value.untyped_storage().data_ptr(), value.storage_offset())
+        out[key] = value.clone() if ptr in seen else value
+        seen.add(ptr)
+    return out
+
+
+def save_safetensors(path: str | Path, state_dict: Mapping[str, torch.Tensor],
+                     metadata: dict[str, str] | None = None) -> Path:
+    """Atomically write tensors (and string metadata) to a safetensors file."""
+    from safetensors.torch import save_file
+
+    tensors = _untied(state_dict)
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def save_model(model: nn.Module, path: str | Path) -> Path:
+    """Save a TextToAudioModel in arcaudio format: safetensors with the config in its metadata."""
+    config: ModelConfig = model.config
+    meta = {"format": "pt", CONFIG_KEY: config.to_json(), "arcaudio_version": __version__}
+    return save_safetensors(path, model.state_dict(), meta)
+
+
+def save_sao(model: nn.Module, out_dir: str | Path) -> Path:
+    """Write `model_config.json` + `model.safetensors` in stable-audio-tools key names into out_dir."""
+    from .compat.sao import arcaudio_to_sao, model_config_to_sao
+
+    out_dir = Path(out_dir)
+    sao_config = model_config_to_sao(model.config)
+    state = arcaudio_to_sao(model.state_dict())
+    save_safetensors(out_dir / "model.safetensors", state, {"format": "pt"})
+    text = json.dumps(sao_config, indent=2)
+    atomic_write(out_dir / "model_config.json", lambda tmp: Path(tmp).write_text(text))
+    return out_dir

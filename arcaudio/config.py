@@ -1,0 +1,268 @@
+"""Model configuration: dataclasses are the schema, presets live in code, JSON is the serialization.
+
+`from_dict` is strict: an unknown key raises and lists the valid ones, a value of the wrong type raises and names
+the field. Field names reuse stable-audio-tools' (`io_channels`, `embed_dim`, `depth`, ...) where they exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass
+class AutoencoderConfig:
+    """Oobleck VAE: stereo waveform <-> latents at sample_rate / prod(strides) frames per second."""
+
+    io_channels: int = 2  # audio channels in and out
+    channels: int = 128  # base width; block i has channels * c_mults[i]
+    c_mults: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    strides: list[int] = field(default_factory=lambda: [2, 4, 4, 8, 8])  # product = downsampling ratio
+    latent_dim: int = 64  # latent channels; the encoder emits 2 * latent_dim (mean | scale)
+    use_snake: bool = True  # SnakeBeta activations (False: ELU)
+    final_tanh: bool = False  # tanh on the decoder output
+    latent_scale: float = 1.0  # latents seen by the DiT = autoencoder latents / latent_scale
+
+    @property
+    def downsampling_ratio(self) -> int:
+        return math.prod(self.strides)
+
+    def validate(self) -> None:
+        if len(self.c_mults) != len(self.strides):
+            raise ValueError(f"autoencoder.c_mults {self.c_mults} and autoencoder.strides {self.strides} "
+                             "must have the same length")
+        if any(s < 1 for s in self.strides) or any(m < 1 for m in self.c_mults):
+            raise ValueError(f"autoencoder strides {self.strides} and c_mults {self.c_mults} must be >= 1")
+        _positive("autoencoder", io_channels=self.io_channels, channels=self.channels, latent_dim=self.latent_dim,
+                  latent_scale=self.latent_scale)
+
+
+@dataclass
+class T5ArchConfig:
+    """A small T5 encoder built here (random init, byte-level tokenizer), trained with the model, saved with it."""
+
+    d_model: int = 768  # must equal conditioning.cond_dim
+    d_kv: int = 64
+    d_ff: int = 3072
+    num_layers: int = 12
+    num_heads: int = 12
+    vocab_size: int = 384  # ByT5: 3 special + 256 bytes + 125 sentinels
+
+
+@dataclass
+class PromptConditionerConfig:
+    """The text prompt encoder: a frozen pre-trained T5 found locally, or a small T5 described by `arch`."""
+
+    t5_model_name: str = "t5-base"  # local folder or Hugging Face cache name; ignored when arch is set
+    max_length: int = 64  # tokens; shorter prompts are padded and the padded rows zeroed
+    arch: T5ArchConfig | None = None  # set: build this encoder here, with a byte tokenizer; weights in checkpoint
+
+
+@dataclass
+class NumberConditionerConfig:
+    """`seconds_total`: clamped to [min_val, max_val], normalised to [0, 1], learned Fourier features."""
+
+    min_val: float = 0.0
+    max_val: float = 256.0
+
+    def validate(self, name: str) -> None:
+        if not self.max_val > self.min_val:
+            raise ValueError(f"conditioning.{name}: max_val {self.max_val} must exceed min_val {self.min_val}")
+
+
+@dataclass
+class ConditioningConfig:
+    cond_dim: int = 768  # width of every conditioning token
+    prompt: PromptConditionerConfig = field(default_factory=PromptConditionerConfig)
+    seconds_total: NumberConditionerConfig = field(default_factory=NumberConditionerConfig)
+
+
+@dataclass
+class DiTConfig:
+    """Diffusion Transformer: prepended global token, partial RoPE, QK LayerNorm, SwiGLU, cross-attention."""
+
+    io_channels: int = 64  # latent channels in and out
+    embed_dim: int = 1024
+    depth: int = 16
+    num_heads: int = 8  # head dim = embed_dim / num_heads; RoPE on max(head_dim // 2, 32) of its dims
+    cond_token_dim: int = 768  # width of the cross-attention tokens (= conditioning.cond_dim)
+    global_cond_dim: int = 768  # width of the global condition (the seconds embedding)
+    qk_norm: Literal["ln", "none"] = "ln"  # LayerNorm on queries and keys per head
+    ff_mult: int = 4  # SwiGLU hidden width = ff_mult * embed_dim
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    def validate(self) -> None:
+        _positive("dit", io_channels=self.io_channels, embed_dim=self.embed_dim, depth=self.depth,
+                  num_heads=self.num_heads, cond_token_dim=self.cond_token_dim,
+                  global_cond_dim=self.global_cond_dim, ff_mult=self.ff_mult)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"dit.embed_dim {self.embed_dim} is not divisible by dit.num_heads {self.num_heads}")
+        if self.head_dim < 32 or self.head_dim % 2:
+            raise ValueError(f"dit head dim {self.head_dim} (embed_dim / num_heads) must be even and >= 32, "
+                             "since rotary embeddings cover max(head_dim // 2, 32) dims")
+        if self.qk_norm not in ("ln", "none"):
+            raise ValueError(f"dit.qk_norm {self.qk_norm!r} is not one of 'ln', 'none'")
+
+
+@dataclass
+class ModelConfig:
+    """A latent text-to-audio model: autoencoder + conditioners + DiT trained as a rectified flow."""
+
+    sample_rate: int = 44100
+    sample_size: int = 524288  # audio samples the DiT sees at once (256 latent frames for sao-small)
+    objective: Literal["rectified_flow", "rf_denoiser"] = "rectified_flow"  # rf_denoiser: post-trained (ARC)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+
+    @property
+    def audio_channels(self) -> int:
+        return self.autoencoder.io_channels
+
+    @property
+    def latent_length(self) -> int:
+        return self.sample_size // self.autoencoder.downsampling_ratio
+
+    @property
+    def max_seconds(self) -> float:
+        return self.sample_size / self.sample_rate
+
+    def validate(self) -> ModelConfig:
+        """Check cross-field consistency; returns self. Raises ValueError naming the bad value."""
+        self.autoencoder.validate()
+        self.dit.validate()
+        self.conditioning.seconds_total.validate("seconds_total")
+        _positive("model", sample_rate=self.sample_rate, sample_size=self.sample_size)
+        if self.objective not in ("rectified_flow", "rf_denoiser"):
+            raise ValueError(f"objective {self.objective!r} is not one of 'rectified_flow', 'rf_denoiser'")
+        ratio = self.autoencoder.downsampling_ratio
+        if self.sample_size % ratio:
+            raise ValueError(f"sample_size {self.sample_size} is not a multiple of the autoencoder's "
+                             f"downsampling ratio {ratio}")
+        if self.dit.io_channels != self.autoencoder.latent_dim:
+            raise ValueError(f"dit.io_channels {self.dit.io_channels} must equal autoencoder.latent_dim "
+                             f"{self.autoencoder.latent_dim}")
+        cond_dim = self.conditioning.cond_dim
+        if self.dit.cond_token_dim != cond_dim or self.dit.global_cond_dim != cond_dim:
+            raise ValueError(f"dit.cond_token_dim {self.dit.cond_token_dim} and dit.global_cond_dim "
+                             f"{self.dit.global_cond_dim} must equal conditioning.cond_dim {cond_dim}")
+        arch = self.conditioning.prompt.arch
+        if arch is not None and arch.d_model != cond_dim:
+            raise ValueError(f"conditioning.prompt.arch.d_model {arch.d_model} must equal conditioning.cond_dim "
+                             f"{cond_dim}")
+        if self.conditioning.prompt.max_length < 1:
+            raise ValueError(f"conditioning.prompt.max_length {self.conditioning.prompt.max_length} must be >= 1")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return _from_dict(cls, data, "").validate()
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> ModelConfig:
+        path = Path(text_or_path)
+        text = path.read_text() if not str(text_or_path).lstrip().startswith("{") else str(text_or_path)
+        return cls.from_dict(json.loads(text))
+
+
+def _positive(section: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{section}.{name} must be > 0, got {value}")
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    """Strictly build dataclass `cls` from a dict: unknown keys and wrong types raise, naming the field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'config'}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{where or 'config'}: unknown key(s) {unknown}; valid keys: {names}")
+    kwargs = {name: _coerce(hints[name], data[name], f"{where}.{name}".lstrip(".")) for name in names if name in data}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported config type {hint}")
+
+
+def _sao_small() -> ModelConfig:
+    return ModelConfig(objective="rf_denoiser")  # the defaults are Stable Audio Open Small
+
+
+def _tiny() -> ModelConfig:
+    """A CPU-sized model with the same structure: 2.97 s of stereo at 44.1 kHz, 64 latent frames."""
+    return ModelConfig(
+        sample_rate=44100,
+        sample_size=131072,
+        objective="rectified_flow",
+        autoencoder=AutoencoderConfig(channels=16, c_mults=[1, 2, 4, 8, 8], strides=[2, 4, 4, 8, 8], latent_dim=16),
+        conditioning=ConditioningConfig(
+            cond_dim=64,
+            prompt=PromptConditionerConfig(
+                t5_model_name="byt5-tiny", max_length=64,
+                arch=T5ArchConfig(d_model=64, d_kv=32, d_ff=128, num_layers=2, num_heads=2),
+            ),
+        ),
+        dit=DiTConfig(io_channels=16, embed_dim=128, depth=4, num_heads=2, cond_token_dim=64, global_cond_dim=64),
+    )
+
+
+PRESETS = {"sao-small": _sao_small, "tiny": _tiny}
+
+
+def preset(name: str) -> ModelConfig:
+    """A fresh copy of a named preset config. Raises ValueError listing the presets for an unknown name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
+    return copy.deepcopy(PRESETS[name]().validate())

@@ -1,0 +1,1 @@
+"""The networks: autoencoder, conditioners, DiT, and the assembled text-to-audio model."""

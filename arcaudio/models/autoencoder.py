@@ -1,0 +1,156 @@
+"""Oobleck VAE of Stable Audio: waveform (B, C, L) <-> latents (B, latent_dim, L / downsampling_ratio).
+
+Parameter names match stable-audio-tools' `AudioAutoencoder` below its `pretransform.model.` prefix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import AutoencoderConfig
+from ..nn.layers import SnakeBeta, WNConv1d, WNConvTranspose1d
+
+
+def _activation(use_snake: bool, channels: int) -> nn.Module:
+    return SnakeBeta(channels) if use_snake else nn.ELU()
+
+
+class ResidualUnit(nn.Module):
+    """x + conv1(act(conv7_dilated(act(x)))), length-preserving. (B, C, T) -> (B, C, T)."""
+
+    def __init__(self, channels: int, dilation: int, use_snake: bool):
+        super().__init__()
+        self.layers = nn.Sequential(
+            _activation(use_snake, channels),
+            WNConv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation),
+            _activation(use_snake, channels),
+            WNConv1d(channels, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layers(x)
+
+
+class EncoderBlock(nn.Module):
+    """3 residual units (dilation 1, 3, 9), activation, strided conv. (B, C_in, T) -> (B, C_out, T / stride)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, use_snake: bool):
+        super().__init__()
+        self.layers = nn.Sequential(
+            *(ResidualUnit(in_channels, d, use_snake) for d in (1, 3, 9)),
+            _activation(use_snake, in_channels),
+            WNConv1d(in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class DecoderBlock(nn.Module):
+    """Activation, transposed conv, 3 residual units. (B, C_in, T) -> (B, C_out, T * stride)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, use_snake: bool):
+        super().__init__()
+        self.layers = nn.Sequential(
+            _activation(use_snake, in_channels),
+            WNConvTranspose1d(in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+            *(ResidualUnit(out_channels, d, use_snake) for d in (1, 3, 9)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class OobleckEncoder(nn.Module):
+    """(B, io_channels, L) -> (B, 2 * latent_dim, L / ratio): the VAE's mean | scale."""
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        ch, mults = config.channels, [1, *config.c_mults]
+        layers: list[nn.Module] = [WNConv1d(config.io_channels, ch * mults[0], 7, padding=3)]
+        for i, stride in enumerate(config.strides):
+            layers.append(EncoderBlock(ch * mults[i], ch * mults[i + 1], stride, config.use_snake))
+        layers += [_activation(config.use_snake, ch * mults[-1]),
+                   WNConv1d(ch * mults[-1], 2 * config.latent_dim, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class OobleckDecoder(nn.Module):
+    """(B, latent_dim, T) -> (B, io_channels, T * ratio)."""
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        ch, mults = config.channels, [1, *config.c_mults]
+        layers: list[nn.Module] = [WNConv1d(config.latent_dim, ch * mults[-1], 7, padding=3)]
+        for i in range(len(config.strides), 0, -1):
+            layers.append(DecoderBlock(ch * mults[i], ch * mults[i - 1], config.strides[i - 1], config.use_snake))
+        layers += [_activation(config.use_snake, ch * mults[0]),
+                   WNConv1d(ch * mults[0], config.io_channels, 7, padding=3, bias=False),
+                   nn.Tanh() if config.final_tanh else nn.Identity()]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def vae_moments(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split encoder output (B, 2C, T) into mean and std = softplus(scale) + 1e-4, each (B, C, T)."""
+    mean, scale = encoded.chunk(2, dim=1)
+    return mean, F.softplus(scale) + 1e-4
+
+
+def vae_kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(0, 1)) * 2, summed over channels, averaged over batch and time (as the reference)."""
+    var = std * std
+    return (mean * mean + var - var.log() - 1).sum(1).mean()
+
+
+class AudioAutoencoder(nn.Module):
+    """Oobleck encoder + VAE bottleneck + decoder.
+
+    `encode` maps audio (B, io_channels, L), L a multiple of the downsampling ratio, to latents
+    (B, latent_dim, L / ratio) divided by `latent_scale`; `decode` inverts it.
+    """
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = OobleckEncoder(config)
+        self.decoder = OobleckDecoder(config)
+
+    @property
+    def downsampling_ratio(self) -> int:
+        return self.config.downsampling_ratio
+
+    def encode_moments(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio (B, C, L) -> mean, std of the latent posterior, each (B, latent_dim, L / ratio), unscaled."""
+        if audio.ndim != 3 or audio.shape[1] != self.config.io_channels:
+            raise ValueError(f"audio must be (batch, {self.config.io_channels}, samples), got {tuple(audio.shape)}")
+        if audio.shape[-1] % self.downsampling_ratio:
+            raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the downsampling ratio "
+                             f"{self.downsampling_ratio}; pad or crop it first")
+        dtype = self.encoder.layers[0].weight_v.dtype
+        return vae_moments(self.encoder(audio.to(dtype)))
+
+    def encode(self, audio: torch.Tensor, sample: bool = True,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """audio (B, C, L) -> latents (B, latent_dim, L / ratio): a posterior sample, or its mean if not `sample`."""
+        mean, std = self.encode_moments(audio)
+        if sample:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            mean = mean + std * noise
+        return mean / self.config.latent_scale
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, latent_dim, T) -> audio (B, io_channels, T * ratio)."""
+        if latents.ndim != 3 or latents.shape[1] != self.config.latent_dim:
+            raise ValueError(f"latents must be (batch, {self.config.latent_dim}, frames), got {tuple(latents.shape)}")
+        dtype = self.decoder.layers[0].weight_v.dtype
+        return self.decoder((latents * self.config.latent_scale).to(dtype))

@@ -1,0 +1,79 @@
+"""The assembled latent text-to-audio model: autoencoder + conditioners + DiT.
+
+State-dict prefixes: `autoencoder.`, `conditioners.`, `dit.` (stable-audio-tools: `pretransform.model.`,
+`conditioner.conditioners.`, `model.model.`; compat/sao.py maps between them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .autoencoder import AudioAutoencoder
+from .conditioners import NumberConditioner, T5Conditioner
+from .dit import DiffusionTransformer
+
+
+@dataclass
+class Conditioning:
+    """What the DiT is conditioned on, for a batch of B prompts.
+
+    cross_attn_cond: (B, max_length + 1, cond_dim), T5 tokens (padded rows zero) then the seconds token.
+    global_cond: (B, cond_dim), the seconds embedding.
+    prompt_mask: (B, max_length) bool, True on real tokens (informational: the DiT attends to every token).
+    """
+
+    cross_attn_cond: torch.Tensor
+    global_cond: torch.Tensor
+    prompt_mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.cross_attn_cond.shape[0]
+
+    def index(self, idx: torch.Tensor | slice) -> Conditioning:
+        """The conditioning of a subset or permutation of the batch."""
+        return Conditioning(self.cross_attn_cond[idx], self.global_cond[idx], self.prompt_mask[idx])
+
+    def to(self, *args, **kwargs) -> Conditioning:
+        return Conditioning(self.cross_attn_cond.to(*args, **kwargs), self.global_cond.to(*args, **kwargs),
+                            self.prompt_mask.to(kwargs.get("device", self.prompt_mask.device)))
+
+
+class TextToAudioModel(nn.Module):
+    """Latent text-to-audio model trained as a rectified flow (t = 1 is noise, v = noise - x0)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config.validate()
+        cond_dim = config.conditioning.cond_dim
+        self.autoencoder = AudioAutoencoder(config.autoencoder)
+        self.conditioners = nn.ModuleDict({
+            "prompt": T5Conditioner(config.conditioning.prompt, cond_dim),
+            "seconds_total": NumberConditioner(config.conditioning.seconds_total, cond_dim),
+        })
+        self.dit = DiffusionTransformer(config.dit)
+
+    @property
+    def device(self) -> torch.device:
+        return self.dit.preprocess_conv.weight.device
+
+    def condition(self, prompts: Sequence[str], seconds_total: Sequence[float] | float) -> Conditioning:
+        """Encode B prompts and their `seconds_total` (one number for all, or one each)."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if isinstance(seconds_total, (int, float)):
+            seconds_total = [float(seconds_total)] * len(prompts)
+        if len(seconds_total) != len(prompts):
+            raise ValueError(f"got {len(prompts)} prompts but {len(seconds_total)} seconds_total values")
+        text, mask = self.conditioners["prompt"](prompts)  # (B, L, D), (B, L)
+        seconds, _ = self.conditioners["seconds_total"](seconds_total)  # (B, 1, D)
+        text = text.to(device=seconds.device, dtype=seconds.dtype)
+        return Conditioning(torch.cat([text, seconds], dim=1), seconds[:, 0], mask.to(seconds.device))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning,
+                exit_layer: int | None = None) -> torch.Tensor:
+        """Velocity (B, C, T) at latents x (B, C, T) and times t (B,); see DiffusionTransformer for exit_layer."""
+        return self.dit(x, t, cond.cross_attn_cond, cond.global_cond, exit_layer=exit_layer)

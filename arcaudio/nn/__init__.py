@@ -1,0 +1,1 @@
+"""Building blocks: plain nn.Modules with no model logic, no I/O."""

@@ -1,0 +1,88 @@
+"""Samplers: plain functions over a velocity callable `model_fn(x (B, C, T), t (B,)) -> v (B, C, T)`.
+
+All share one signature, `sample_<name>(model_fn, x, ts, *, generator=None, callback=None)`, where `x` is the
+starting point at time ts[0] (pure noise when ts[0] = 1) and `ts` runs down to 0. Conditioning is bound into
+`model_fn` by the caller (see `cfg_velocity`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .flow import add_noise, x0_from_velocity
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[int, torch.Tensor], None]
+
+
+def pingpong_schedule(steps: int, logsnr_min: float = -6.0, logsnr_max: float = 2.0) -> torch.Tensor:
+    """ARC ping-pong times: t_i = sigmoid(-logsnr_i), logsnr = linspace(logsnr_min, logsnr_max, steps + 1),
+    with the ends forced to 1 and 0. Returns (steps + 1,) float64, decreasing."""
+    _check_steps(steps)
+    t = torch.sigmoid(-torch.linspace(logsnr_min, logsnr_max, steps + 1, dtype=torch.float64))
+    t[0], t[-1] = 1.0, 0.0
+    return t
+
+
+def linear_schedule(steps: int) -> torch.Tensor:
+    """Uniform times 1 -> 0 for ODE sampling. Returns (steps + 1,) float64."""
+    _check_steps(steps)
+    return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+
+
+def _check_steps(steps: int) -> None:
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+
+
+def sample_pingpong(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
+                    generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
+    """Ping-pong sampling (Novack et al. 2025, ARC): denoise to x0_hat = x - t v, then re-noise to the next time
+    with fresh noise; the last step returns x0_hat."""
+    for i in range(len(ts) - 1):
+        t = torch.full((x.shape[0],), float(ts[i]), device=x.device)
+        x0_hat = x0_from_velocity(x, t, model_fn(x, t))
+        t_next = float(ts[i + 1])
+        if t_next > 0:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = add_noise(x0_hat, noise, torch.full_like(t, t_next))
+        else:
+            x = x0_hat
+        if callback is not None:
+            callback(i, x)
+    return x
+
+
+def sample_euler(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
+                 generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
+    """Euler integration of the flow ODE dx/dt = v: x <- x + (t_next - t) v. `generator` is unused."""
+    for i in range(len(ts) - 1):
+        t = torch.full((x.shape[0],), float(ts[i]), device=x.device)
+        x = x + (float(ts[i + 1]) - float(ts[i])) * model_fn(x, t)
+        if callback is not None:
+            callback(i, x)
+    return x
+
+
+SAMPLERS = {"pingpong": (sample_pingpong, pingpong_schedule), "euler": (sample_euler, linear_schedule)}
+
+
+def cfg_velocity(model, cond, cfg_scale: float = 1.0) -> VelocityFn:
+    """Bind conditioning (and classifier-free guidance) into a velocity callable.
+
+    With cfg_scale != 1: v = v_uncond + cfg_scale * (v_cond - v_uncond), where the unconditional branch has the
+    cross-attention tokens zeroed and the global (seconds) condition kept, as in stable-audio-tools.
+    """
+    if cfg_scale == 1.0:
+        return lambda x, t: model(x, t, cond)
+    null = type(cond)(torch.zeros_like(cond.cross_attn_cond), cond.global_cond, cond.prompt_mask)
+    both = type(cond)(torch.cat([cond.cross_attn_cond, null.cross_attn_cond]),
+                      torch.cat([cond.global_cond, null.global_cond]), torch.cat([cond.prompt_mask, null.prompt_mask]))
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
+        return v_uncond + cfg_scale * (v_cond - v_uncond)
+
+    return fn
