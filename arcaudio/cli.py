@@ -79,7 +79,7 @@ def write_clips(clips, prompts, sample_rate: int, out_dir: Path, first_index: in
     for i, (clip, prompt) in enumerate(zip(clips, prompts)):
         path = out_dir / f"{first_index + i:02d}_{_slug(prompt)}.wav"
         data = clip.clamp(-1, 1).T.cpu().numpy()  # (C, L) -> (L, C)
-        atomic_write(path, lambda tmp: sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV"))
+        atomic_write(path, lambda tmp, data=data: sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV"))
         paths.append(path)
     return paths
 

@@ -12,8 +12,14 @@ from typing import Any
 
 import torch
 
-from ..config import (AutoencoderConfig, ConditioningConfig, DiTConfig, ModelConfig, NumberConditionerConfig,
-                      PromptConditionerConfig)
+from ..config import (
+    AutoencoderConfig,
+    ConditioningConfig,
+    DiTConfig,
+    ModelConfig,
+    NumberConditionerConfig,
+    PromptConditionerConfig,
+)
 
 # (stable-audio-tools prefix, arcaudio prefix)
 PREFIXES = [

@@ -42,12 +42,15 @@ class Attention(nn.Module):
     Args:
         dim: model width D.
         head_dim: width per head; D // head_dim heads.
-        context_dim: width of the context tokens for cross-attention; None for self-attention.
+        context_dim: for cross-attention, the width of the context tokens (= dim); None for self-attention.
         qk_norm: "ln" applies an affine LayerNorm (eps 1e-6) to queries and keys per head, before RoPE.
     """
 
     def __init__(self, dim: int, head_dim: int, context_dim: int | None = None, qk_norm: str = "ln"):
         super().__init__()
+        if dim % head_dim or (context_dim is not None and context_dim != dim):
+            raise ValueError(f"attention needs dim {dim} divisible by head_dim {head_dim} and a context of the same "
+                             f"width, got context_dim {context_dim}")
         self.num_heads = dim // head_dim
         self.head_dim = head_dim
         self.is_cross = context_dim is not None

@@ -1,0 +1,64 @@
+"""Samplers against literal references and analytic velocity fields."""
+
+import pytest
+import torch
+
+from arcaudio.flow import add_noise, velocity_target, x0_from_velocity
+from arcaudio.sampling import linear_schedule, pingpong_schedule, sample_euler, sample_pingpong
+
+REFERENCE_SCHEDULES = {  # reference §4: sigmoid(-linspace(-6, 2, n + 1)), ends forced to 1 and 0
+    1: [1.0, 0.0],
+    2: [1.0, 0.88080, 0.0],
+    4: [1.0, 0.98201, 0.88080, 0.5, 0.0],
+    8: [1.0, 0.99331, 0.98201, 0.95257, 0.88080, 0.73106, 0.5, 0.26894, 0.0],
+}
+
+
+@pytest.mark.parametrize("steps", sorted(REFERENCE_SCHEDULES))
+def test_pingpong_schedule_matches_reference(steps):
+    assert torch.allclose(pingpong_schedule(steps), torch.tensor(REFERENCE_SCHEDULES[steps], dtype=torch.float64),
+                          atol=1e-5)
+
+
+def test_flow_identities():
+    x0, noise, t = torch.randn(3, 4, 5), torch.randn(3, 4, 5), torch.tensor([0.0, 0.3, 1.0])
+    xt = add_noise(x0, noise, t)
+    assert torch.allclose(xt[0], x0[0]) and torch.allclose(xt[2], noise[2])
+    assert torch.allclose(x0_from_velocity(xt, t, velocity_target(x0, noise)), x0, atol=1e-6)
+
+
+def test_pingpong_with_a_perfect_denoiser_returns_x0_in_one_step():
+    x0 = torch.randn(2, 4, 6)
+
+    def perfect(x, t):  # v such that x - t v = x0
+        return (x - x0) / t.view(-1, 1, 1)
+
+    noise = torch.randn(2, 4, 6)
+    assert torch.allclose(sample_pingpong(perfect, noise, pingpong_schedule(1)), x0, atol=1e-6)
+    assert torch.allclose(sample_pingpong(perfect, noise, pingpong_schedule(8)), x0, atol=1e-5)
+
+
+def test_pingpong_matches_a_literal_loop():
+    ts = pingpong_schedule(4)
+    model = lambda x, t: torch.tanh(x) * (1 + t.view(-1, 1, 1))  # noqa: E731
+    start = torch.randn(2, 3, 5)
+    got = sample_pingpong(model, start, ts, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    x = start
+    for i in range(4):
+        t = float(ts[i])
+        x0 = x - t * model(x, torch.full((2,), t))
+        x = (1 - float(ts[i + 1])) * x0 + float(ts[i + 1]) * torch.randn(x.shape, generator=g) if i < 3 else x0
+    assert torch.allclose(got, x, atol=1e-6)
+
+
+def test_euler_on_a_straight_flow_is_exact():
+    """For data at a single point x0, the velocity field is (x - x0) / t and Euler paths are straight lines."""
+    x0 = torch.randn(2, 3, 4)
+    field = lambda x, t: (x - x0) / t.view(-1, 1, 1)  # noqa: E731
+    assert torch.allclose(sample_euler(field, torch.randn(2, 3, 4), linear_schedule(5)), x0, atol=1e-5)
+
+
+def test_steps_must_be_positive():
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+        pingpong_schedule(0)
