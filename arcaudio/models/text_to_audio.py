@@ -77,3 +77,21 @@ class TextToAudioModel(nn.Module):
                 exit_layer: int | None = None) -> torch.Tensor:
         """Velocity (B, C, T) at latents x (B, C, T) and times t (B,); see DiffusionTransformer for exit_layer."""
         return self.dit(x, t, cond.cross_attn_cond, cond.global_cond, exit_layer=exit_layer)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per component (an external pre-trained T5 is outside the registry and not counted)."""
+
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        counts = {
+            "dit": count(self.dit),
+            "autoencoder": count(self.autoencoder),
+            "autoencoder.encoder": count(self.autoencoder.encoder),
+            "autoencoder.decoder": count(self.autoencoder.decoder),
+            "conditioners.seconds_total": count(self.conditioners["seconds_total"]),
+        }
+        if self.conditioners["prompt"].builtin:
+            counts["conditioners.prompt"] = count(self.conditioners["prompt"])
+        counts["total"] = count(self)
+        return counts

@@ -1,0 +1,1 @@
+"""Audio I/O, datasets and the procedural dataset."""
