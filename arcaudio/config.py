@@ -172,7 +172,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return _from_dict(cls, data, "").validate()
+        return from_dict(cls, data).validate()
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> ModelConfig:
@@ -187,7 +187,7 @@ def _positive(section: str, **values: float) -> None:
             raise ValueError(f"{section}.{name} must be > 0, got {value}")
 
 
-def _from_dict(cls: type, data: Any, where: str) -> Any:
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
     """Strictly build dataclass `cls` from a dict: unknown keys and wrong types raise, naming the field."""
     if not isinstance(data, dict):
         raise ValueError(f"{where or 'config'}: expected an object, got {type(data).__name__}")
@@ -208,7 +208,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, where)
     if dataclasses.is_dataclass(hint):
-        return _from_dict(hint, value, where)
+        return from_dict(hint, value, where)
     if origin is Literal:
         if value not in args:
             raise ValueError(f"{where}: {value!r} is not one of {list(args)}")

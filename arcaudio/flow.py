@@ -28,3 +28,30 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 def x0_from_velocity(x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """x0_hat = x_t - t v."""
     return x_t - _bcast(t, x_t) * v
+
+
+TIME_SAMPLERS = ("uniform", "logit_normal", "logsnr_uniform")
+
+
+def sample_t(kind: str, n: int, generator: torch.Generator | None = None, shift: float = 1.0,
+             logsnr_range: tuple[float, float] = (-6.0, 2.0)) -> torch.Tensor:
+    """Draw n training times in [0, 1] (float32, CPU).
+
+    kind: "uniform"; "logit_normal", t = sigmoid(N(0, 1)); "logsnr_uniform", logSNR ~ U(logsnr_range) and
+    t = sigmoid(-logSNR) (the ping-pong grid's range). `shift` > 1 moves mass towards noise:
+    t' = shift t / (1 + (shift - 1) t).
+    """
+    if kind == "uniform":
+        t = torch.rand(n, generator=generator)
+    elif kind == "logit_normal":
+        t = torch.sigmoid(torch.randn(n, generator=generator))
+    elif kind == "logsnr_uniform":
+        lo, hi = logsnr_range
+        t = torch.sigmoid(-(lo + (hi - lo) * torch.rand(n, generator=generator)))
+    else:
+        raise ValueError(f"unknown time sampler {kind!r}; choose one of {list(TIME_SAMPLERS)}")
+    if shift <= 0:
+        raise ValueError(f"time shift must be > 0, got {shift}")
+    if shift != 1.0:
+        t = shift * t / (1 + (shift - 1) * t)
+    return t

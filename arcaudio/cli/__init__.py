@@ -14,9 +14,9 @@ import argparse
 import logging
 import sys
 
-from . import generate, models
+from . import encode, generate, models, train
 
-COMMANDS = [models, generate]
+COMMANDS = [models, generate, train, encode]
 
 
 def build_parser() -> argparse.ArgumentParser:

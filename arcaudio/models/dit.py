@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from ..config import DiTConfig
@@ -99,6 +100,7 @@ class DiffusionTransformer(nn.Module):
         self.postprocess_conv = nn.Conv1d(io, io, 1, bias=False)
         nn.init.zeros_(self.preprocess_conv.weight)
         nn.init.zeros_(self.postprocess_conv.weight)
+        self.grad_checkpointing = False  # recompute blocks in the backward pass (training only)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cross_attn_cond: torch.Tensor, global_cond: torch.Tensor,
                 exit_layer: int | None = None) -> torch.Tensor:
@@ -118,8 +120,12 @@ class DiffusionTransformer(nn.Module):
         h = tr.project_in(x.transpose(1, 2))  # (B, C, T) -> (B, T, D)
         h = torch.cat([global_embed[:, None, :], h], dim=1)  # (B, T + 1, D)
         rotary = tr.rotary_pos_emb(h.shape[1])  # (T + 1, R)
+        checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(tr.layers):
-            h = block(h, context, rotary)
+            if checkpointed:
+                h = torch.utils.checkpoint.checkpoint(block, h, context, rotary, use_reentrant=False)
+            else:
+                h = block(h, context, rotary)
             if i == exit_layer:
                 return h
         out = tr.project_out(h).transpose(1, 2)[:, :, 1:]  # (B, T + 1, D) -> (B, C, T), prepended token dropped

@@ -1,0 +1,158 @@
+"""Oobleck VAE training on random crops: L1 + multi-resolution STFT + KL, and an optional adversarial term
+(multi-scale waveform discriminator, hinge loss, feature matching) with its own optimizer.
+
+The exported model carries `autoencoder.latent_scale` = the RMS of the posterior means seen in training, so the
+latents a DiT is trained on have about unit variance.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoint import save_model
+from ..models.audio_discriminator import (
+    MultiScaleDiscriminator,
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
+from ..models.autoencoder import AudioAutoencoder, vae_kl
+from ..models.text_to_audio import TextToAudioModel
+from .audio_losses import multi_resolution_stft_loss
+from .config import TrainConfig
+from .distributed import DistInfo
+from .ema import EMA, swapped_in
+from .optim import build_optimizer, build_scheduler
+
+
+class AutoencoderObjective(nn.Module):
+    """audio (B, C, L), noise (B, latent_dim, L / ratio) -> reconstruction (B, C, L), KL, posterior means."""
+
+    def __init__(self, autoencoder: AudioAutoencoder):
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    def forward(self, audio: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, std = self.autoencoder.encode_moments(audio)
+        recon = self.autoencoder.decoder(mean + std * noise)
+        return recon, vae_kl(mean, std), mean.detach()
+
+
+def _ddp(module: nn.Module, info: DistInfo) -> nn.Module:
+    if not info.enabled:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module)
+
+
+class AutoencoderStage:
+    def __init__(self, model: TextToAudioModel, config: TrainConfig, info: DistInfo):
+        self.model, self.config, self.info = model, config, info
+        ac = config.autoencoder
+        ratio = model.config.autoencoder.downsampling_ratio
+        if ac.crop_samples % ratio:
+            raise ValueError(f"autoencoder.crop_samples {ac.crop_samples} must be a multiple of the downsampling "
+                             f"ratio {ratio}")
+        model.to(info.device)
+        model.requires_grad_(False)
+        ae = model.autoencoder.requires_grad_(True).train()
+        self.objective = _ddp(AutoencoderObjective(ae), info)
+        self.optimizer = build_optimizer(ae.parameters(), config.optim)
+        self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim)
+        self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
+        self.discriminator = self.d_optimizer = None
+        if ac.adversarial_weight > 0:
+            disc = MultiScaleDiscriminator(model.config.audio_channels).to(info.device)
+            self.discriminator = disc
+            self.d_module = _ddp(disc, info)
+            self.d_optimizer = build_optimizer(disc.parameters(), config.optim, lr=ac.discriminator_lr)
+        self.latent_sq = torch.zeros((), dtype=torch.float64)  # running mean of the posterior means' square
+        self.latent_count = 0
+
+    def train_step(self, batch: dict[str, Any], step: int, generator: torch.Generator) -> dict[str, float]:
+        ac, device = self.config.autoencoder, self.info.device
+        audio = batch["audio"].to(device)
+        ratio = self.model.config.autoencoder.downsampling_ratio
+        noise = torch.randn(audio.shape[0], self.model.config.autoencoder.latent_dim, audio.shape[-1] // ratio,
+                            generator=generator).to(device)
+        adversarial = self.discriminator is not None and step >= ac.adversarial_start
+        bf16 = self.config.precision == "bf16"
+        metrics: dict[str, float] = {}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            recon, kl, mean = self.objective(audio, noise)
+        recon = recon.float()
+        l1 = F.l1_loss(recon, audio)
+        stft = multi_resolution_stft_loss(recon, audio, ac.stft_sizes)
+        loss = ac.l1_weight * l1 + ac.stft_weight * stft + ac.kl_weight * kl
+        if adversarial:
+            self.discriminator.requires_grad_(False)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                fake_out, real_out = self.d_module(recon), self.d_module(audio)
+            gen_adv = hinge_generator_loss(fake_out)
+            fm = feature_matching_loss(real_out, fake_out)
+            loss = loss + ac.adversarial_weight * (gen_adv + ac.feature_matching_weight * fm)
+            metrics.update({"gen_adv": float(gen_adv.detach()), "feature_matching": float(fm.detach())})
+        loss.backward()
+        clip = self.config.optim.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.autoencoder.parameters(),
+                                                   clip if clip > 0 else float("inf"))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if adversarial:
+            self.discriminator.requires_grad_(True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                d_loss = hinge_discriminator_loss(self.d_module(audio), self.d_module(recon.detach()))
+            d_loss.backward()
+            self.d_optimizer.step()
+            self.d_optimizer.zero_grad(set_to_none=True)
+            metrics["dis_loss"] = float(d_loss.detach())
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.latent_sq += mean.double().pow(2).mean().cpu()
+        self.latent_count += 1
+        metrics.update({"loss": float(loss.detach()), "l1": float(l1.detach()), "stft": float(stft.detach()),
+                        "kl": float(kl.detach()),
+                        "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]})
+        return metrics
+
+    def latent_scale(self) -> float:
+        """RMS of the posterior means over training so far (1.0 before any step)."""
+        return math.sqrt(float(self.latent_sq) / self.latent_count) if self.latent_count else 1.0
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "ema": self.ema.state_dict() if self.ema is not None else {},
+                 "latent_sq": self.latent_sq, "latent_count": self.latent_count}
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["d_optimizer"] = self.d_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.latent_sq, self.latent_count = state["latent_sq"].double(), int(state["latent_count"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.d_optimizer.load_state_dict(state["d_optimizer"])
+
+    def export(self, path: Path) -> Path:
+        """Save the model (EMA autoencoder weights) with latent_scale set from the training latents."""
+        ae_config = self.model.config.autoencoder
+        stored = ae_config.latent_scale
+        ae_config.latent_scale = self.latent_scale()
+        try:
+            with swapped_in(self.ema, self.model):
+                return save_model(self.model, path)
+        finally:
+            ae_config.latent_scale = stored

@@ -1,0 +1,123 @@
+"""Training configuration: strict dataclasses, JSON, and `--set a.b=value` overrides."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import from_dict
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.01
+    eps: float = 1e-8
+    warmup_steps: int = 0  # linear warm-up from 0
+    schedule: Literal["constant", "cosine"] = "constant"  # after warm-up
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+
+
+@dataclass
+class FlowTrainConfig:
+    """Rectified-flow pre-training of the DiT (and optionally a built-in text encoder)."""
+
+    time_sampler: Literal["uniform", "logit_normal", "logsnr_uniform"] = "logit_normal"
+    time_shift: float = 1.0  # > 1 puts more training on noisy times
+    cfg_dropout: float = 0.1  # probability of training a sample with the cross-attention condition zeroed
+    train_text_encoder: bool = True  # for a built-in (arch) T5: train it along with the DiT
+    text_encoder_lr_scale: float = 1.0  # its learning rate = optim.lr * this
+
+
+@dataclass
+class AutoencoderTrainConfig:
+    """Oobleck VAE training on random crops: multi-resolution STFT + L1 + KL, optional adversarial term."""
+
+    crop_samples: int = 32768  # training crop length, a multiple of the downsampling ratio
+    stft_weight: float = 1.0
+    stft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64, 32])
+    l1_weight: float = 0.1
+    kl_weight: float = 1e-4
+    adversarial_weight: float = 0.0  # 0 disables the discriminator
+    feature_matching_weight: float = 5.0  # with the adversarial term
+    discriminator_lr: float = 1e-4
+    adversarial_start: int = 0  # step from which the adversarial term is on
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the model config. Saved in every run folder and checkpoint."""
+
+    stage: Literal["autoencoder", "flow"] = "flow"
+    model: str = "tiny"  # preset, arcaudio checkpoint, or stable-audio-tools model to start from
+    data: str = ""  # a manifest (CSV/JSONL) of audio, or a folder of pre-encoded latents (`arcaudio encode`)
+    steps: int = 1000  # total optimizer steps of the run
+    batch_size: int = 16  # per process
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CPUs with bf16 and GPUs)
+    grad_checkpointing: bool = False  # recompute DiT blocks in the backward pass (saves memory)
+    ema_decay: float = 0.999  # EMA of trainable weights; exported model uses it; 0 disables
+    ema_warmup_power: float = 0.75  # decay_k = min(ema_decay, 1 - (k + 1) ** -power)
+    checkpoint_every: int = 500
+    log_every: int = 10
+    num_workers: int = 0  # DataLoader workers per process
+    tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    flow: FlowTrainConfig = field(default_factory=FlowTrainConfig)
+    autoencoder: AutoencoderTrainConfig = field(default_factory=AutoencoderTrainConfig)
+
+    def validate(self) -> TrainConfig:
+        if not self.data:
+            raise ValueError("train config needs `data`: a manifest file or a folder of pre-encoded latents")
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.flow.cfg_dropout <= 1:
+            raise ValueError(f"flow.cfg_dropout must be in [0, 1], got {self.flow.cfg_dropout}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return from_dict(cls, data).validate()
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=value` overrides (values parsed with ast.literal_eval, else taken as strings) to a config dict.
+    Unknown keys raise, naming the valid ones at that level."""
+    data = json.loads(json.dumps(data))
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        node, parts = data, key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                where = ".".join(parts[:i]) or "top level"
+                valid = sorted(node) if isinstance(node, dict) else []
+                raise ValueError(f"unknown config key {key!r}: no {part!r} at {where}; valid: {valid}")
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    return data

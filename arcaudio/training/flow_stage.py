@@ -1,0 +1,114 @@
+"""Rectified-flow pre-training of the DiT: x_t = (1 - t) x0 + t eps, regress v = eps - x0 (MSE).
+
+The autoencoder is frozen (latents come pre-encoded, or are encoded on the fly from audio batches); the
+seconds conditioner and, for models with a built-in T5, the text encoder train along with the DiT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoint import save_model
+from ..flow import add_noise, sample_t, velocity_target
+from ..models.text_to_audio import TextToAudioModel
+from .config import TrainConfig
+from .distributed import DistInfo
+from .ema import EMA, swapped_in
+from .optim import build_optimizer, build_scheduler
+
+
+class FlowObjective(nn.Module):
+    """The whole differentiable path of one flow step, as one module (so DDP sees every trainable weight)."""
+
+    def __init__(self, model: TextToAudioModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x0: torch.Tensor, captions: list[str], seconds: torch.Tensor, t: torch.Tensor,
+                noise: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """x0, noise (B, C, T); t (B,); drop (B,) bool: zero the cross-attention condition (CFG dropout)."""
+        cond = self.model.condition(captions, seconds.tolist())
+        cross = torch.where(drop[:, None, None], torch.zeros_like(cond.cross_attn_cond), cond.cross_attn_cond)
+        v = self.model.dit(add_noise(x0, noise, t), t, cross, cond.global_cond)  # (B, C, T)
+        return F.mse_loss(v.float(), velocity_target(x0, noise).float())
+
+
+def batch_latents(model: TextToAudioModel, batch: dict[str, Any], device: torch.device,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Latents (B, C, T) of a batch: pre-encoded, or encoded now (a posterior sample) from its audio."""
+    if "latents" in batch:
+        return batch["latents"].to(device)
+    with torch.no_grad():
+        mean, std = model.autoencoder.encode_moments(batch["audio"].to(device))
+        noise = torch.randn(mean.shape, generator=generator).to(device, mean.dtype)
+        return (mean + std * noise) / model.config.autoencoder.latent_scale
+
+
+class FlowStage:
+    """Optimizer, scheduler and EMA over the DiT, the seconds conditioner and (optionally) a built-in T5."""
+
+    def __init__(self, model: TextToAudioModel, config: TrainConfig, info: DistInfo):
+        self.model, self.config, self.info = model, config, info
+        model.to(info.device).train()
+        model.autoencoder.requires_grad_(False).eval()
+        prompt = model.conditioners["prompt"]
+        text_trainable = prompt.builtin and config.flow.train_text_encoder
+        if prompt.builtin:
+            prompt.requires_grad_(text_trainable)
+        model.dit.grad_checkpointing = config.grad_checkpointing
+        self.objective: nn.Module = FlowObjective(model)
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.objective = DistributedDataParallel(self.objective)
+        text_params = [p for p in prompt.parameters() if p.requires_grad]
+        text_ids = {id(p) for p in text_params}
+        main_params = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
+        groups = [{"params": [p for p in main_params if p.ndim >= 2]},
+                  {"params": [p for p in main_params if p.ndim < 2], "weight_decay": 0.0}]
+        if text_params:
+            lr = config.optim.lr * config.flow.text_encoder_lr_scale
+            groups.append({"params": text_params, "lr": lr})
+        self.optimizer = build_optimizer(groups, config.optim)
+        self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim)
+        self.trainable = [p for g in groups for p in g["params"]]
+        self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
+
+    def train_step(self, batch: dict[str, Any], step: int, generator: torch.Generator) -> dict[str, float]:
+        device, fc = self.info.device, self.config.flow
+        x0 = batch_latents(self.model, batch, device, generator)
+        b = x0.shape[0]
+        t = sample_t(fc.time_sampler, b, generator, shift=fc.time_shift).to(device)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        drop = (torch.rand(b, generator=generator) < fc.cfg_dropout).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            loss = self.objective(x0, batch["caption"], batch["seconds_total"], t, noise, drop)
+        loss.backward()
+        clip = self.config.optim.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, clip if clip > 0 else float("inf"))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else {}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+    def export(self, path: Path) -> Path:
+        """Save the model with its EMA weights in arcaudio format."""
+        with swapped_in(self.ema, self.model):
+            return save_model(self.model, path)

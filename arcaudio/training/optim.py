@@ -1,0 +1,37 @@
+"""Optimizers and learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from .config import OptimConfig
+
+
+def build_optimizer(params: Iterable, config: OptimConfig, lr: float | None = None) -> torch.optim.AdamW:
+    """AdamW over `params` (tensors or param-group dicts). Norms, biases and 1-d gains get no weight decay."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = params
+    else:
+        groups = [{"params": [p for p in params if p.ndim >= 2]},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr if lr is None else lr, betas=tuple(config.betas),
+                             eps=config.eps, weight_decay=config.weight_decay)
+
+
+def lr_factor(step: int, total: int, config: OptimConfig) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based)."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.schedule == "cosine":
+        span = max(1, total - config.warmup_steps)
+        progress = min(1.0, (step - config.warmup_steps) / span)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, total: int, config: OptimConfig):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, config))

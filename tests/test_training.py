@@ -1,0 +1,165 @@
+"""The training loop: exact resume after a kill, DDP over 2 gloo processes, bad files, losses and updates."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from arcaudio.cli import main
+from arcaudio.training.config import OptimConfig, TrainConfig, apply_overrides
+from arcaudio.training.ema import EMA
+from arcaudio.training.optim import lr_factor
+
+SMALL_MODEL = ["--model-set", "dit.depth=2", "--model-set", "dit.embed_dim=64", "--model-set",
+               "autoencoder.channels=4", "--model-set", "conditioning.prompt.arch.num_layers=1"]
+
+
+@pytest.fixture(scope="module")
+def audio_manifest(tmp_path_factory) -> Path:
+    """12 short stereo clips (three tones) with captions."""
+    root = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(12):
+        n = int(44100 * rng.uniform(0.5, 1.5))
+        x = 0.3 * np.sin(2 * np.pi * [220, 440, 880][i % 3] * np.arange(n) / 44100)
+        sf.write(root / f"{i}.wav", np.stack([x, 0.5 * x], 1), 44100)
+        lines.append(json.dumps({"path": f"{i}.wav", "caption": ["low tone", "mid tone", "high tone"][i % 3]}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "manifest.jsonl"
+
+
+def _train_args(manifest: Path, out: Path, steps: int = 6, stage: str = "flow") -> list[str]:
+    return ["train", "--stage", stage, "--model", "tiny", "--data", str(manifest), "--out", str(out),
+            "--steps", str(steps), "--batch-size", "2", "--set", "checkpoint_every=2", "--set", "log_every=1",
+            *SMALL_MODEL, "--no-progress"] + (
+        ["--set", "autoencoder.crop_samples=8192"] if stage == "autoencoder" else [])
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model.safetensors")
+
+
+def _cli(argv: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "arcaudio", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("stage", ["flow", "autoencoder"])
+def test_killed_run_resumes_to_identical_weights(tmp_path, audio_manifest, stage):
+    straight = tmp_path / "straight"
+    assert main(_train_args(audio_manifest, straight, 8, stage)) == 0
+
+    killed = tmp_path / "killed"
+    proc = _cli(_train_args(audio_manifest, killed, 8, stage))
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
+    assert 2 <= step < 8, f"the kill landed at step {step}; expected mid-run"
+    assert main(_train_args(audio_manifest, killed, 8, stage)) == 0
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["resumed_from"] == step
+    a, b = _weights(straight), _weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    logged = [int(line.split(",")[0]) for line in (killed / "log.csv").read_text().splitlines()[1:]]
+    assert logged == list(range(1, 9))  # no lost or repeated step
+
+
+def test_ddp_two_gloo_processes_stay_in_sync(tmp_path, audio_manifest):
+    out = tmp_path / "ddp"
+    args = _train_args(audio_manifest, out, 3)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+           "-m", "arcaudio", *args, "--device", "cpu"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    digests = summary["rank_weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    single = tmp_path / "single"
+    assert main(_train_args(audio_manifest, single, 3)) == 0
+    assert json.loads((single / "summary.json").read_text())["rank_weight_digests"][0] != digests[0]
+
+
+def test_bad_files_are_skipped_and_counted(tmp_path, audio_manifest, capsys):
+    root = tmp_path / "data"
+    root.mkdir()
+    lines = audio_manifest.read_text().splitlines()
+    for line in lines:
+        name = json.loads(line)["path"]
+        (root / name).write_bytes((audio_manifest.parent / name).read_bytes())
+    (root / "corrupt.wav").write_bytes(os.urandom(2000))
+    sf.write(root / "empty.wav", np.zeros((0, 2)), 44100)
+    sf.write(root / "nan.wav", np.full((44100, 2), np.nan), 44100, subtype="FLOAT")
+    for bad in ("corrupt.wav", "empty.wav", "nan.wav"):
+        lines.append(json.dumps({"path": bad, "caption": "broken"}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    assert main(_train_args(root / "manifest.jsonl", out, 8)) == 0  # 8 steps x 2 > 15 items: every file is seen
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(Path(p).name for p in summary["skipped_files"]) == ["corrupt.wav", "empty.wav", "nan.wav"]
+    assert "skipped files: 3" in capsys.readouterr().err
+    assert all(math.isfinite(float(line.split(",")[1])) for line in (out / "log.csv").read_text().splitlines()[1:])
+
+
+def test_training_changes_weights_and_exports_ema(tmp_path, audio_manifest):
+    out = tmp_path / "run"
+    assert main(_train_args(audio_manifest, out, 4)) == 0
+    from arcaudio import load
+
+    trained = load(out / "model.safetensors")
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    raw = state["model"]
+    ema = state["stage"]["ema"]["shadow"]
+    key = "dit.transformer.layers.0.self_attn.to_qkv.weight"
+    assert torch.equal(trained.state_dict()[key], ema[key])  # the exported model holds the EMA weights
+    assert not torch.equal(raw[key], ema[key])
+    start = torch.load(out / "checkpoint.pt", weights_only=True)  # same file: compare with a fresh model instead
+    from arcaudio.training.runner import build_training_model
+
+    fresh = build_training_model(TrainConfig(model="tiny", data="x"), SMALL_MODEL[1::2]).state_dict()
+    assert not torch.equal(fresh[key], raw[key])  # training moved the weights
+    assert torch.equal(fresh["autoencoder.encoder.layers.0.weight_v"], raw["autoencoder.encoder.layers.0.weight_v"])
+    del start
+
+
+def test_ema_warmup_formula():
+    module = torch.nn.Linear(2, 1)
+    ema = EMA(module, decay=0.99, power=0.75)
+    shadow = module.weight.detach().clone()
+    for k in range(5):
+        with torch.no_grad():
+            module.weight.add_(1.0)
+        decay = min(0.99, 1 - (k + 1) ** -0.75)
+        shadow = decay * shadow + (1 - decay) * module.weight.detach()
+        ema.update(module)
+    assert torch.allclose(ema.shadow["weight"], shadow)
+
+
+def test_lr_schedule():
+    cfg = OptimConfig(lr=1.0, warmup_steps=4, schedule="cosine")
+    assert lr_factor(0, 14, cfg) == 0.25 and lr_factor(3, 14, cfg) == 1.0
+    assert abs(lr_factor(9, 14, cfg) - 0.5) < 1e-9 and lr_factor(14, 14, cfg) < 1e-9
+
+
+def test_overrides_and_dry_run(capsys, audio_manifest):
+    with pytest.raises(ValueError, match=r"no 'lrr' at optim; valid: \['betas', 'eps'"):
+        apply_overrides(TrainConfig().to_dict(), ["optim.lrr=1"])
+    assert main(["train", "--model", "tiny", "--data", str(audio_manifest), "--set", "optim.lr=0.003",
+                 "--model-set", "dit.depth=2", "--dry-run"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["train"]["optim"]["lr"] == 0.003 and resolved["model"]["dit"]["depth"] == 2
