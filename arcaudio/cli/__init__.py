@@ -14,9 +14,9 @@ import argparse
 import logging
 import sys
 
-from . import encode, generate, models, train
+from . import encode, generate, models, synth, train
 
-COMMANDS = [models, generate, train, encode]
+COMMANDS = [models, generate, train, encode, synth]
 
 
 def build_parser() -> argparse.ArgumentParser:

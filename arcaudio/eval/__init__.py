@@ -1,0 +1,1 @@
+"""Evaluation: prompt adherence on the procedural set (analytic probes), and later the paper's metrics."""

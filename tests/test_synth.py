@@ -1,0 +1,223 @@
+"""The procedural dataset (arcaudio.data.synth) and its analytic probes (arcaudio.data.probes)."""
+
+import collections
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from arcaudio.cli import main
+from arcaudio.data.manifest import read_manifest
+from arcaudio.data.probes import probe_all, probe_pan, probe_pitch, probe_waveform, score
+from arcaudio.data.synth import (
+    ATTRIBUTE_VALUES,
+    CAPTION_STYLES,
+    CORE_TEMPLATES,
+    KIND_ATTRIBUTES,
+    LOUDNESS_DB,
+    MIN_SECONDS,
+    TEMPLATES,
+    allowed_values,
+    caption_for,
+    loudness_db,
+    make_clip,
+    probed_attributes,
+    render,
+    sample_attributes,
+    synonyms,
+    write_dataset,
+)
+
+SHORT = 1.7  # max_seconds for the tests that write files
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_audio(tmp_path):
+    a = _files(write_dataset(tmp_path / "a", 5, seed=3, max_seconds=SHORT))
+    b = _files(write_dataset(tmp_path / "b", 5, seed=3, max_seconds=SHORT))
+    c = _files(write_dataset(tmp_path / "c", 5, seed=4, max_seconds=SHORT))
+    assert sorted(a) == ["audio/000000.wav", "audio/000001.wav", "audio/000002.wav", "audio/000003.wav",
+                         "audio/000004.wav", "manifest.jsonl"]
+    assert a == b
+    assert all(a[name] != c[name] for name in a)
+    # clip i depends only on (seed, i): a longer dataset starts with the same clips
+    audio, attributes, caption = make_clip(3, 2, max_seconds=SHORT)
+    assert json.loads(a["manifest.jsonl"].decode().splitlines()[2])["caption"] == caption
+    again = make_clip(3, 2, max_seconds=SHORT)
+    assert np.array_equal(audio, again[0]) and attributes == again[1] and caption == again[2]
+
+
+def test_manifest_format(tmp_path):
+    out = write_dataset(tmp_path / "ds", 6, seed=0, max_seconds=SHORT, style="heldout")
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    for i, line in enumerate(lines):
+        entry = json.loads(line)
+        assert list(entry) == ["path", "caption", "seconds", "attributes"]
+        assert entry["path"] == f"audio/{i:06d}.wav"
+        info = sf.info(out / entry["path"])
+        assert (info.samplerate, info.channels, info.subtype, info.format) == (44100, 2, "PCM_16", "WAV")
+        assert info.frames == round(entry["seconds"] * 44100) and entry["seconds"] == info.frames / 44100
+        assert MIN_SECONDS <= entry["seconds"] <= SHORT
+        assert entry["attributes"] == make_clip(0, i, max_seconds=SHORT)[1]
+        assert entry["caption"] == make_clip(0, i, max_seconds=SHORT, style="heldout")[2]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left behind
+    entries = read_manifest(out / "manifest.jsonl")  # the training side reads it
+    assert [e["caption"] for e in entries] == [json.loads(line)["caption"] for line in lines]
+
+
+def test_every_attribute_value_is_reachable():
+    seen = collections.defaultdict(set)
+    for i in range(2000):
+        attributes = sample_attributes(np.random.default_rng([9, i]))
+        assert list(attributes) == ["kind", *KIND_ATTRIBUTES[attributes["kind"]], "loudness", "pan", "envelope"]
+        for name, value in attributes.items():
+            assert value in allowed_values(attributes["kind"], name)
+            seen[(attributes["kind"], name)].add(value)
+    for kind in KIND_ATTRIBUTES:
+        assert seen[(kind, "kind")] == {kind}
+        for name in (*KIND_ATTRIBUTES[kind], "loudness", "pan", "envelope"):
+            assert seen[(kind, name)] == set(allowed_values(kind, name)), (kind, name)
+    union = collections.defaultdict(set)
+    for (_, name), values in seen.items():
+        union[name] |= values
+    for name, values in ATTRIBUTE_VALUES.items():
+        assert set(values) <= union[name], name
+    assert seen[("chord", "pitch")] == {"A2", "E3", "A3", "E4", "A4"}
+    assert seen[("chord", "waveform")] == {"sine", "triangle"}
+    assert seen[("drums", "envelope")] == {"percussive"}
+
+
+def test_probed_attributes():
+    assert probed_attributes({"kind": "tone"}) == ["kind", "waveform", "pitch", "loudness", "pan", "envelope"]
+    assert probed_attributes({"kind": "chord"}) == ["kind", "quality", "pitch", "loudness", "pan", "envelope"]
+    assert probed_attributes({"kind": "drums"}) == ["kind", "tempo", "loudness", "pan"]
+    with pytest.raises(ValueError, match="got 'bell'"):
+        probed_attributes({"kind": "bell"})
+
+
+def _mentions(caption: str, phrase: str) -> bool:
+    return re.search(r"(?<!\w)" + re.escape(phrase.lower()) + r"(?!\w)", caption.lower()) is not None
+
+
+@pytest.mark.parametrize("style", CAPTION_STYLES)
+def test_captions_name_every_attribute_and_nothing_else(style):
+    table = synonyms(style)
+    captions = set()
+    for i in range(400):
+        rng = np.random.default_rng([5, i])
+        attributes = sample_attributes(rng)
+        caption = caption_for(attributes, rng, style)
+        captions.add(caption)
+        for name, value in attributes.items():
+            true = [p for p in table[name][value] if _mentions(caption, p)]
+            assert true, f"{caption!r} does not name {name}={value!r}"
+            others = [p for other, phrases in table[name].items() if other != value for p in phrases
+                      if _mentions(caption, p) and not any(_mentions(t, p) for t in true)]
+            assert not others, f"{caption!r} ({name}={value!r}) also says {others}"
+    assert len(captions) > 380  # varied phrasing
+
+
+def test_train_and_heldout_phrasings_are_disjoint():
+    assert not set(TEMPLATES["train"]) & set(TEMPLATES["heldout"])
+    for kind in KIND_ATTRIBUTES:
+        assert not set(CORE_TEMPLATES["train"][kind]) & set(CORE_TEMPLATES["heldout"][kind])
+    train, heldout = synonyms("train"), synonyms("heldout")
+    for name in train:
+        for value in train[name]:
+            shared = {p.lower() for p in train[name][value]} & {p.lower() for p in heldout[name][value]}
+            assert not shared, (name, value, shared)
+    for i in range(50):
+        attributes = sample_attributes(np.random.default_rng([2, i]))
+        a = caption_for(attributes, np.random.default_rng(i), "train")
+        b = caption_for(attributes, np.random.default_rng(i), "heldout")
+        assert a != b
+
+
+def test_bad_input_is_named():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="pitch must be one of .* for a chord clip, got 'E5'"):
+        render({"kind": "chord", "quality": "major", "pitch": "E5", "waveform": "sine", "loudness": "loud",
+                "pan": "left", "envelope": "steady"}, 1.0, rng)
+    with pytest.raises(ValueError, match="got 'purple'"):
+        caption_for({"kind": "noise", "colour": "purple", "loudness": "loud", "pan": "left", "envelope": "steady"},
+                    rng)
+    with pytest.raises(ValueError, match="style must be one of"):
+        make_clip(0, 0, style="test")
+    with pytest.raises(ValueError, match="max_seconds must be >= 1.5, got 1.0"):
+        make_clip(0, 0, max_seconds=1.0)
+    with pytest.raises(ValueError, match="unknown attribute"):
+        probe_all(np.zeros((2, 10)), 44100, ["timbre"])
+    with pytest.raises(ValueError, match="got shape"):
+        probe_all(np.zeros((3, 10)), 44100, ["kind"])
+
+
+def test_levels_and_panning():
+    for i in range(40):
+        audio, attributes, _ = make_clip(11, i)
+        assert audio.dtype == np.float32 and audio.shape[0] == 2 and np.all(np.isfinite(audio))
+        assert np.max(np.abs(audio)) <= 0.95 + 1e-6
+        assert abs(loudness_db(audio, 44100) - LOUDNESS_DB[attributes["loudness"]]) <= 3.0
+        left, right = (float(np.sum(c.astype(np.float64) ** 2)) for c in audio)
+        ratio = 10 * np.log10(left / right)
+        assert abs(ratio - {"left": 15, "center": 0, "right": -15}[attributes["pan"]]) < 0.1
+
+
+def test_probes_read_clean_clips():
+    right, total = collections.Counter(), collections.Counter()
+    for i in range(200):
+        audio, attributes, _ = make_clip(21, i)
+        for name, ok in score(audio, 44100, attributes).items():
+            right[name] += ok
+            total[name] += 1
+    assert set(total) == set(ATTRIBUTE_VALUES)
+    accuracy = {name: right[name] / total[name] for name in total}
+    assert min(accuracy.values()) >= 0.95, accuracy
+
+
+def test_probes_on_hand_made_signals():
+    t = np.arange(44100) / 44100
+    sine = 0.3 * np.sin(2 * np.pi * 440 * t)
+    assert probe_pitch(np.stack([sine, 0.1 * sine]), 44100) == "A4"
+    assert probe_waveform(sine, 44100) == "sine"
+    assert probe_pan(np.stack([0.1 * sine, sine]), 44100) == "right"
+    square = sum(np.sin(2 * np.pi * k * 164.81 * t) / k for k in range(1, 60, 2))
+    assert probe_all(0.2 * square, 44100, ["pitch", "waveform", "kind"]) == {"pitch": "E3", "waveform": "square",
+                                                                            "kind": "tone"}
+    # any sample rate, no resampling
+    t16 = np.arange(24000) / 16000
+    assert probe_pitch(np.sin(2 * np.pi * 220 * t16), 16000) == "A3"
+
+
+@pytest.mark.parametrize("audio", [np.zeros((2, 44100)), np.full((2, 44100), np.nan), np.full((2, 500), np.inf),
+                                   np.random.default_rng(0).standard_normal((2, 100)), np.ones((2, 1)),
+                                   np.zeros((2, 0)), np.sign(np.random.default_rng(1).standard_normal((2, 44100))),
+                                   np.where(np.arange(44100) % 2, np.nan, 0.5)],
+                         ids=["silence", "nan", "inf", "100-samples", "1-sample", "empty", "clipped", "half-nan"])
+def test_probes_never_crash(audio):
+    found = probe_all(audio, 44100, list(ATTRIBUTE_VALUES))
+    for name, value in found.items():
+        assert value in ATTRIBUTE_VALUES[name]
+    result = score(audio, 44100, make_clip(0, 0)[1])
+    assert all(isinstance(v, bool) for v in result.values())
+
+
+def test_silence_and_nan_read_alike():
+    assert probe_all(np.zeros((2, 8000)), 44100, ["kind", "loudness"]) == \
+        probe_all(np.full((2, 8000), np.nan), 44100, ["kind", "loudness"]) == {"kind": "noise", "loudness": "quiet"}
+
+
+def test_cli_synth_writes_the_dataset(tmp_path, capsys):
+    out = tmp_path / "set"
+    assert main(["synth", str(out), "-n", "3", "--seed", "7", "--max-seconds", str(SHORT), "--style", "heldout"]) == 0
+    assert "wrote 3 clip(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "audio").iterdir()) == ["000000.wav", "000001.wav", "000002.wav"]
+    first = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    assert first["caption"] == make_clip(7, 0, max_seconds=SHORT, style="heldout")[2]
+    assert main(["synth", str(out), "-n", "2", "--seed", "7", "--max-seconds", "1.0"]) == 2
+    assert "max_seconds must be >= 1.5, got 1.0" in capsys.readouterr().err
