@@ -14,9 +14,9 @@ import argparse
 import logging
 import sys
 
-from . import encode, generate, models, synth, train
+from . import encode, evaluate, generate, models, synth, train
 
-COMMANDS = [models, generate, train, encode, synth]
+COMMANDS = [models, generate, train, encode, synth, evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ..data.probes import score
 from ..data.synth import DEFAULT_MAX_SECONDS, allowed_values, caption_for, sample_attributes
@@ -58,27 +59,54 @@ class AdherenceReport:
         return "\n".join(lines)
 
 
+def _report(scored: list[tuple[dict, dict[str, bool]]], elapsed: float) -> AdherenceReport:
+    """Aggregate (reference attributes, probe agreement) pairs into per-attribute accuracy and chance."""
+    hits: dict[str, list[bool]] = defaultdict(list)
+    chances: dict[str, list[float]] = defaultdict(list)
+    for attributes, result in scored:
+        for name, ok in result.items():
+            hits[name].append(ok)
+            chances[name].append(1.0 / len(allowed_values(attributes["kind"], name)))
+    names = sorted(hits, key=lambda k: (k != "kind", k))
+    return AdherenceReport(accuracy={k: float(np.mean(hits[k])) for k in names},
+                           chance={k: float(np.mean(chances[k])) for k in names},
+                           counts={k: len(hits[k]) for k in names},
+                           seconds_per_clip=elapsed / max(len(scored), 1), per_clip=[r for _, r in scored])
+
+
+@torch.no_grad()
 def evaluate_adherence(model: TextToAudioModel, prompts: list[AdherencePrompt], steps: int | None = None,
                        sampler: str | None = None, cfg_scale: float | None = None, seed: int = 0,
                        batch_size: int = 16) -> AdherenceReport:
-    """Generate one clip per prompt (batches of `batch_size`, seed + batch index) and probe it."""
-    hits: dict[str, list[bool]] = defaultdict(list)
-    chances: dict[str, list[float]] = defaultdict(list)
-    per_clip = []
+    """Generate one clip per prompt (batches of `batch_size`, seed + index of the batch's first prompt) and probe
+    each for every attribute its prompt names."""
+    scored = []
     t0 = time.perf_counter()
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
         clips = generate(model, [p.caption for p in chunk], seconds=chunk[0].seconds, steps=steps, sampler=sampler,
                          cfg_scale=cfg_scale, seed=seed + start)
         for prompt, clip in zip(chunk, clips):
-            result = score(clip.cpu().numpy(), model.config.sample_rate, prompt.attributes)
-            per_clip.append(result)
-            for name, ok in result.items():
-                hits[name].append(ok)
-                chances[name].append(1.0 / len(allowed_values(prompt.attributes["kind"], name)))
-    elapsed = time.perf_counter() - t0
-    names = sorted(hits, key=lambda n: (n != "kind", n))
-    return AdherenceReport(accuracy={n: float(np.mean(hits[n])) for n in names},
-                           chance={n: float(np.mean(chances[n])) for n in names},
-                           counts={n: len(hits[n]) for n in names},
-                           seconds_per_clip=elapsed / max(len(prompts), 1), per_clip=per_clip)
+            scored.append((prompt.attributes, score(clip.cpu().numpy(), model.config.sample_rate, prompt.attributes)))
+    return _report(scored, time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def evaluate_reconstruction(model: TextToAudioModel, n: int, seed: int = 4321, batch_size: int = 16) -> AdherenceReport:
+    """The autoencoder's ceiling on adherence: probe accuracy on encode -> decode round trips of procedural clips."""
+    from ..data.synth import make_clip
+
+    config = model.config
+    scored = []
+    t0 = time.perf_counter()
+    for start in range(0, n, batch_size):
+        items = [make_clip(seed, i, max_seconds=config.max_seconds) for i in range(start, min(n, start + batch_size))]
+        audio = torch.zeros(len(items), config.audio_channels, config.sample_size)
+        for row, (clip, _, _) in enumerate(items):
+            audio[row, :, : clip.shape[-1]] = torch.from_numpy(clip)
+        decoded = model.autoencoder.decode(model.autoencoder.encode(audio.to(model.device), sample=False))
+        decoded = decoded.float().cpu()
+        for row, (clip, attributes, _) in enumerate(items):
+            scored.append((attributes, score(decoded[row, :, : clip.shape[-1]].numpy(), config.sample_rate,
+                                             attributes)))
+    return _report(scored, time.perf_counter() - t0)

@@ -89,7 +89,7 @@ class AutoencoderStage:
             recon, kl, mean = self.objective(audio, noise)
         recon = recon.float()
         l1 = F.l1_loss(recon, audio)
-        stft = multi_resolution_stft_loss(recon, audio, ac.stft_sizes)
+        stft = multi_resolution_stft_loss(recon, audio, ac.stft_sizes, eps=ac.stft_log_eps)
         loss = ac.l1_weight * l1 + ac.stft_weight * stft + ac.kl_weight * kl
         if adversarial:
             self.discriminator.requires_grad_(False)

@@ -41,6 +41,7 @@ class AutoencoderTrainConfig:
     crop_samples: int = 32768  # training crop length, a multiple of the downsampling ratio
     stft_weight: float = 1.0
     stft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64, 32])
+    stft_log_eps: float = 1e-3  # floor of the log magnitudes: keeps near-silent bins from dominating the loss
     l1_weight: float = 0.1
     kl_weight: float = 1e-4
     adversarial_weight: float = 0.0  # 0 disables the discriminator

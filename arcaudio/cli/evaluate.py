@@ -1,0 +1,51 @@
+"""`arcaudio adherence`: prompt adherence on procedural-set captions, read back with the analytic probes.
+
+    arcaudio adherence runs/flow/model.safetensors --n 100 --steps 50 --sampler euler --cfg-scale 4
+    arcaudio adherence runs/ae/model.safetensors --reconstruction --n 200   # the autoencoder's ceiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_adherence(args: argparse.Namespace) -> int:
+    from ..eval.adherence import adherence_prompts, evaluate_adherence, evaluate_reconstruction
+    from ..loading import load
+
+    model = load(args.model, device=args.device, t5=args.t5)
+    if args.reconstruction:
+        report = evaluate_reconstruction(model, args.n, seed=args.seed, batch_size=args.batch_size)
+        what = f"autoencoder round trip of {args.n} procedural clips"
+    else:
+        prompts = adherence_prompts(args.n, seed=args.prompt_seed, style=args.style)
+        report = evaluate_adherence(model, prompts, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
+                                    seed=args.seed, batch_size=args.batch_size)
+        what = (f"{args.n} {args.style} prompts, sampler {args.sampler or 'default'}, steps {args.steps or 'default'}, "
+                f"cfg {args.cfg_scale if args.cfg_scale is not None else 'default'}")
+    if args.json:
+        print(json.dumps({"what": what, "accuracy": report.accuracy, "chance": report.chance,
+                          "counts": report.counts, "mean_accuracy": report.mean_accuracy,
+                          "mean_chance": report.mean_chance, "seconds_per_clip": report.seconds_per_clip}, indent=2))
+    else:
+        print(f"{what}:\n{report.table()}\n{report.seconds_per_clip:.3f} s per clip")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("adherence", help="probe-based prompt adherence on procedural-set captions")
+    p.add_argument("model", help="preset, arcaudio checkpoint, or stable-audio-tools model")
+    p.add_argument("--n", type=int, default=100, help="number of prompts (clips)")
+    p.add_argument("--style", choices=["train", "heldout"], default="heldout", help="caption phrasing")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--sampler", choices=["pingpong", "euler"])
+    p.add_argument("--cfg-scale", type=float)
+    p.add_argument("--seed", type=int, default=0, help="generation seed")
+    p.add_argument("--prompt-seed", type=int, default=1234, help="which prompts")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--reconstruction", action="store_true", help="score autoencoder round trips instead")
+    p.add_argument("--t5", help="local T5 folder for models with a pre-trained text encoder")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_adherence)
