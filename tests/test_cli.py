@@ -51,7 +51,7 @@ def test_generate_is_reproducible_and_cfg_one_is_conditional():
     b = generate(model, ["hum"], seconds=0.5, steps=2, sampler="pingpong", seed=5)[0]
     assert torch.equal(a, b)
     cond = model.condition(["hum"], 1.0)
-    x, t = torch.randn(1, 16, 64), torch.tensor([0.4])
+    x, t = torch.randn(1, 32, 64), torch.tensor([0.4])
     assert torch.equal(cfg_velocity(model, cond, 1.0)(x, t), model(x, t, cond))
     null = type(cond)(torch.zeros_like(cond.cross_attn_cond), cond.global_cond, cond.prompt_mask)
     v_c, v_u = model(x, t, cond), model(x, t, null)

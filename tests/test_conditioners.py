@@ -79,5 +79,5 @@ def test_number_conditioner_clamps_and_normalises():
 def test_builtin_byte_t5_needs_no_files():
     model = load("tiny")
     cond = model.condition(["kick drum"], 1.0)
-    assert cond.cross_attn_cond.shape == (1, 65, 64)
+    assert cond.cross_attn_cond.shape == (1, 129, 128)
     assert cond.prompt_mask[0].sum() == len("kick drum") + 1

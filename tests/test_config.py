@@ -36,7 +36,7 @@ def test_unknown_key_lists_valid_ones():
     (("autoencoder", "strides"), 8, "autoencoder.strides: expected a list"),
     (("autoencoder", "use_snake"), 1, "autoencoder.use_snake: expected true or false"),
     (("dit", "num_heads"), 3, "dit.embed_dim 128 is not divisible by dit.num_heads 3"),
-    (("dit", "io_channels"), 8, "dit.io_channels 8 must equal autoencoder.latent_dim 16"),
+    (("dit", "io_channels"), 8, "dit.io_channels 8 must equal autoencoder.latent_dim 32"),
     (("sample_size",), 1000, "sample_size 1000 is not a multiple of the autoencoder's downsampling ratio 2048"),
     (("conditioning", "seconds_total", "max_val"), -1.0, "max_val -1.0 must exceed min_val 0.0"),
 ])

@@ -254,7 +254,7 @@ def test_encode_dataset_matches_encoder_and_resumes(tmp_path, clips, tiny_ae):
     assert encode_dataset(tiny_ae, ds, out, shard_size=2, batch_size=2, progress=seen.append, model_id="tiny") == out
     assert sum(seen) == len(ds)
     index = json.loads((out / "index.json").read_text())
-    assert index["num_items"] == 3 and index["num_shards"] == 3 and index["latent_shape"] == [16, 4]
+    assert index["num_items"] == 3 and index["num_shards"] == 3 and index["latent_shape"] == [32, 4]
     assert index["skipped_count"] == 3 and sorted(index["skipped"]) == sorted(bad)
     assert index["manifest"] == str(manifest.resolve()) and index["model_id"] == "tiny"
     assert [s["count"] for s in index["shards"]] == [1, 1, 1]
@@ -267,7 +267,7 @@ def test_encode_dataset_matches_encoder_and_resumes(tmp_path, clips, tiny_ae):
     item = lat[0]
     assert item["path"] == good[0] and item["caption"] == "clip 1" and item["attributes"] == {"k": 1}
     assert item["skipped"] == [] and item["seconds_total"] == pytest.approx(8192 / SR)
-    assert collate([lat[0], lat[1]])["latents"].shape == (2, 16, 4)
+    assert collate([lat[0], lat[1]])["latents"].shape == (2, 32, 4)
 
     # resume: delete the last shard; only it is rewritten, byte for byte
     files = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -301,7 +301,7 @@ def test_encode_dataset_sampling_is_reproducible(tmp_path, clips, tiny_ae):
     a = LatentDataset(encode_dataset(tiny_ae, ds, tmp_path / "a", shard_size=4, sample=True, seed=3)).latents
     b = LatentDataset(encode_dataset(tiny_ae, ds, tmp_path / "b", shard_size=4, sample=True, seed=3)).latents
     mean = LatentDataset(encode_dataset(tiny_ae, ds, tmp_path / "c", shard_size=4)).latents
-    assert torch.equal(a, b) and not torch.equal(a, mean) and a.shape == mean.shape == (3, 16, 2)
+    assert torch.equal(a, b) and not torch.equal(a, mean) and a.shape == mean.shape == (3, 32, 2)
 
 
 def test_latent_dataset_needs_an_index(tmp_path):
@@ -318,7 +318,7 @@ def test_cli_encode(tmp_path, clips, capsys):
     text = capsys.readouterr().out
     assert "encoded 3 clip(s) of 6 manifest entries" in text and "2 shard(s), 2 written, 0 reused" in text
     assert "skipped 3 file(s):" in text and all(p in text for p in bad)
-    assert LatentDataset(out).latents.shape == (3, 16, 64)  # the tiny preset's window: 131072 samples
+    assert LatentDataset(out).latents.shape == (3, 32, 64)  # the tiny preset's window: 131072 samples
     assert main(argv) == 0
     assert "0 written, 2 reused" in capsys.readouterr().out
     # the preset's weights are random on every load: its fingerprint never matches

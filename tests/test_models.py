@@ -17,7 +17,7 @@ def test_autoencoder_lengths(tiny):
     ae = tiny.autoencoder
     audio = torch.randn(2, 2, 4 * 2048)
     latents = ae.encode(audio, sample=False)
-    assert latents.shape == (2, 16, 4)
+    assert latents.shape == (2, 32, 4)
     assert ae.decode(latents).shape == (2, 2, 4 * 2048)
 
 
@@ -45,7 +45,7 @@ def test_autoencoder_input_errors(tiny):
         tiny.autoencoder.encode(torch.randn(1, 2, 3000))
     with pytest.raises(ValueError, match=r"audio must be \(batch, 2, samples\)"):
         tiny.autoencoder.encode(torch.randn(1, 1, 2048))
-    with pytest.raises(ValueError, match=r"latents must be \(batch, 16, frames\)"):
+    with pytest.raises(ValueError, match=r"latents must be \(batch, 32, frames\)"):
         tiny.autoencoder.decode(torch.randn(1, 8, 4))
 
 
@@ -53,8 +53,8 @@ def test_exit_layer_equals_running_the_first_blocks(tiny):
     dit = tiny.dit
     for p in dit.parameters():  # leave no zero-initialised branch
         torch.nn.init.normal_(p, std=0.05) if p.ndim > 1 else None
-    x, t = torch.randn(2, 16, 8), torch.tensor([0.2, 0.7])
-    ctx, glob = torch.randn(2, 65, 64), torch.randn(2, 64)
+    x, t = torch.randn(2, 32, 8), torch.tensor([0.2, 0.7])
+    ctx, glob = torch.randn(2, 129, 128), torch.randn(2, 128)
     hidden = dit(x, t, ctx, glob, exit_layer=1)
     assert hidden.shape == (2, 9, 128)
     # independent path: the same computation spelled out with the submodules
@@ -77,7 +77,7 @@ def test_velocity_depends_on_prompt_and_time(tiny):
     for p in tiny.dit.parameters():
         torch.nn.init.normal_(p, std=0.05) if p.ndim > 1 else None
     cond = tiny.condition(["a bell", "white noise"], 2.0)
-    x = torch.randn(1, 16, 8).expand(2, -1, -1)
+    x = torch.randn(1, 32, 8).expand(2, -1, -1)
     v = tiny(x, torch.tensor([0.5, 0.5]), cond)
     assert not torch.allclose(v[0], v[1])
     v2 = tiny(x, torch.tensor([0.1, 0.5]), cond)

@@ -77,8 +77,8 @@ class OobleckEncoder(nn.Module):
         layers += [_activation(config.use_snake, ch * mults[-1]),
                    WNConv1d(ch * mults[-1], 2 * config.latent_dim, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
-        with torch.no_grad():  # start with a narrow posterior (std ~0.02): training from scratch then transmits
-            layers[-1].bias[config.latent_dim:] = -4.0  # information at once instead of collapsing to the prior
+        with torch.no_grad():  # start with a narrow posterior (std ~1.5e-4): training from scratch then transmits
+            layers[-1].bias[config.latent_dim:] = -10.0  # information at once instead of collapsing to the prior
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
