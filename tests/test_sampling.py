@@ -62,3 +62,21 @@ def test_euler_on_a_straight_flow_is_exact():
 def test_steps_must_be_positive():
     with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
         pingpong_schedule(0)
+
+
+def test_training_time_samplers():
+    from arcaudio.flow import sample_t
+
+    g = torch.Generator().manual_seed(0)
+    t = sample_t("logsnr_uniform", 20000, g)
+    lo, hi = torch.sigmoid(torch.tensor(-2.0)), torch.sigmoid(torch.tensor(6.0))
+    assert t.min() >= lo - 1e-6 and t.max() <= hi + 1e-6  # logSNR in [-6, 2]
+    logsnr = torch.log((1 - t) / t)  # inverse of t = sigmoid(-logsnr)
+    assert abs(float(logsnr.mean()) + 2.0) < 0.1  # uniform on [-6, 2] has mean -2
+    u = sample_t("uniform", 5, torch.Generator().manual_seed(1))
+    shifted = sample_t("uniform", 5, torch.Generator().manual_seed(1), shift=3.0)
+    assert torch.allclose(shifted, 3 * u / (1 + 2 * u))
+    ln = sample_t("logit_normal", 20000, torch.Generator().manual_seed(2))
+    assert abs(float(torch.logit(ln).mean())) < 0.05 and abs(float(torch.logit(ln).std()) - 1) < 0.05
+    with pytest.raises(ValueError, match="unknown time sampler 'cosine'"):
+        sample_t("cosine", 2)

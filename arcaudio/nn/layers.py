@@ -41,9 +41,12 @@ class _WeightNorm(nn.Module):
     """Weight normalisation `w = g * v / ||v||` with the norm over all dims but 0, stored as `weight_g`, `weight_v`
     (the key names of torch.nn.utils.weight_norm, which stable-audio-tools checkpoints use)."""
 
-    def _init_weight_norm(self, weight: torch.Tensor) -> None:
+    def _init_weight_norm(self, weight: torch.Tensor, bias: nn.Parameter | None) -> None:
         self.weight_v = nn.Parameter(weight.detach().clone())
         self.weight_g = nn.Parameter(_norm_except_dim0(weight.detach()))
+        self.bias = bias
+        if bias is not None:  # zero, not torch's uniform default: in a deep conv stack on quiet audio, random
+            nn.init.zeros_(bias)  # biases swamp the signal and a VAE trained from scratch stops transmitting it
 
     @property
     def weight(self) -> torch.Tensor:
@@ -62,8 +65,7 @@ class WNConv1d(_WeightNorm):
         super().__init__()
         conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
                          bias=bias)
-        self._init_weight_norm(conv.weight)
-        self.bias = conv.bias
+        self._init_weight_norm(conv.weight, conv.bias)
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,8 +79,7 @@ class WNConvTranspose1d(_WeightNorm):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
         conv = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
-        self._init_weight_norm(conv.weight)
-        self.bias = conv.bias
+        self._init_weight_norm(conv.weight, conv.bias)
         self.stride, self.padding = stride, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
