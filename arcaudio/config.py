@@ -17,6 +17,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 
+class JsonConfig:
+    """Strict JSON (de)serialisation for a top-level config dataclass that has a `validate()` returning self."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return from_dict(cls, data).validate()
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path):
+        """From a JSON string or the path of a JSON file."""
+        text = str(text_or_path)
+        return cls.from_dict(json.loads(text if text.lstrip().startswith("{") else Path(text).read_text()))
+
+
 @dataclass
 class AutoencoderConfig:
     """Oobleck VAE: stereo waveform <-> latents at sample_rate / prod(strides) frames per second."""
@@ -115,7 +135,7 @@ class DiTConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """A latent text-to-audio model: autoencoder + conditioners + DiT trained as a rectified flow."""
 
     sample_rate: int = 44100
@@ -164,21 +184,6 @@ class ModelConfig:
             raise ValueError(f"conditioning.prompt.max_length {self.conditioning.prompt.max_length} must be >= 1")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return from_dict(cls, data).validate()
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path) -> ModelConfig:
-        path = Path(text_or_path)
-        text = path.read_text() if not str(text_or_path).lstrip().startswith("{") else str(text_or_path)
-        return cls.from_dict(json.loads(text))
 
 
 def _positive(section: str, **values: float) -> None:
