@@ -65,7 +65,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, audio_manifest, stage
     proc = _cli(_train_args(audio_manifest, killed, 8, stage))
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     step = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]

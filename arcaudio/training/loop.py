@@ -203,14 +203,14 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
                 last_log_t, last_log_step = now, done
                 if logger is not None:
                     logger.write(done, metrics)
+                    logger.flush()
                 if bar is not None:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k != "steps_per_s"})
             if bar is not None:
                 bar.update(1)
             if done % config.checkpoint_every == 0 or done == config.steps:
                 all_skipped = gather_sets(info, skipped)
-                if info.is_main:  # the log first: rows past the checkpoint are dropped again on resume
-                    logger.flush()
+                if info.is_main:  # rows logged past this checkpoint are dropped again on resume
                     save_checkpoint(run_dir, stage, config, done, all_skipped)
                 barrier(info)
             if done >= config.steps:
