@@ -27,8 +27,7 @@ def test_t5_from_local_folder_matches_direct_call(t5_dir):
     ref = ref * batch["attention_mask"][..., None]
     assert rel_err(tokens, ref) < 1e-6
     assert tokens[0, lengths[0]:].abs().max() == 0  # padded rows are exactly zero
-    _, _, counts = cond.tokenize(["x" * 40])
-    assert counts == [41]  # untruncated length, so callers can report truncation
+    assert cond.token_counts(["x" * 40]) == [41]  # untruncated length, so callers can report truncation
 
 
 def test_load_sao_model_with_local_t5(sat_dir, t5_dir):

@@ -101,21 +101,26 @@ class T5Conditioner(nn.Module):
             module._apply(fn, recurse)
         return super()._apply(fn, recurse)
 
-    def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """-> input_ids (B, L), attention_mask (B, L) bool, and each prompt's untruncated token count."""
+    def _require_tokenizer(self) -> None:
         if self.tokenizer is None:
             raise RuntimeError(f"no T5 encoder is attached for {self.config.t5_model_name!r}; load the model with "
                                "its text encoder (arcaudio.load(..., t5=PATH)) or call attach()")
-        full = self.tokenizer(list(prompts), truncation=False)["input_ids"]
+
+    def token_counts(self, prompts: Sequence[str]) -> list[int]:
+        """Each prompt's untruncated token count (more than max_length means it will be truncated)."""
+        self._require_tokenizer()
+        return [len(ids) for ids in self.tokenizer(list(prompts), truncation=False)["input_ids"]]
+
+    def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> input_ids (B, max_length), attention_mask (B, max_length) bool; truncated and padded."""
+        self._require_tokenizer()
         enc = self.tokenizer(list(prompts), truncation=True, max_length=self.config.max_length,
                              padding="max_length", return_tensors="pt")
-        return enc["input_ids"], enc["attention_mask"].bool(), [len(ids) for ids in full]
+        return enc["input_ids"], enc["attention_mask"].bool()
 
     def forward(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        input_ids, mask = self.tokenize(prompts)
         encoder = self.encoder
-        if encoder is None:
-            self.tokenize(prompts)  # raises the missing-encoder error
-        input_ids, mask, _ = self.tokenize(prompts)
         device = next(encoder.parameters()).device
         input_ids, mask = input_ids.to(device), mask.to(device)
         with torch.set_grad_enabled(self.builtin and torch.is_grad_enabled()):
