@@ -48,6 +48,7 @@ class AutoencoderConfig:
     latent_dim: int = 64  # latent channels; the encoder emits 2 * latent_dim (mean | scale)
     use_snake: bool = True  # SnakeBeta activations (False: ELU)
     final_tanh: bool = False  # tanh on the decoder output
+    use_nearest_upsample: bool = False  # decoder upsamples by nearest neighbour + conv, not a transposed conv
     latent_scale: float = 1.0  # latents seen by the DiT = autoencoder latents / latent_scale
 
     @property

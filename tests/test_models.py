@@ -87,3 +87,20 @@ def test_velocity_depends_on_prompt_and_time(tiny):
 def test_condition_errors(tiny):
     with pytest.raises(ValueError, match="got 2 prompts but 3 seconds_total values"):
         tiny.condition(["a", "b"], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_nearest_upsample_decoder_block_matches_torch_layers():
+    """The `use_nearest_upsample` decoder path = nn.Upsample(nearest) then Conv1d(padding='same'), no bias."""
+    from arcaudio.models.autoencoder import DecoderBlock
+
+    block = DecoderBlock(6, 4, stride=4, use_snake=False, nearest=True)
+    upsample = block.layers[1]
+    conv = torch.nn.Conv1d(6, 4, 8, padding="same", bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(upsample[1].weight)
+    x = torch.randn(2, 6, 5)
+    ref = conv(torch.nn.Upsample(scale_factor=4, mode="nearest")(x))
+    assert upsample(x).shape == (2, 4, 20)
+    assert rel_err(upsample(x), ref) < 1e-6
+    assert "layers.1.1.weight_g" in block.state_dict()  # stable-audio-tools' key layout

@@ -125,7 +125,7 @@ def model_config_from_sao(sao: dict[str, Any]) -> ModelConfig:
                 {"channels", "c_mults", "strides", "latent_dim"}, "encoder.config")
     _check_keys(dec, {"out_channels": _ANY, "channels": _ANY, "c_mults": _ANY, "strides": _ANY, "latent_dim": _ANY,
                       "use_snake": _ANY, "final_tanh": _ANY, "antialias_activation": False,
-                      "use_nearest_upsample": False},
+                      "use_nearest_upsample": _ANY},
                 {"channels", "c_mults", "strides", "latent_dim"}, "decoder.config")
     latent = dec["latent_dim"]
     _require(enc["latent_dim"], 2 * latent, "encoder.config.latent_dim", "twice the decoder latent_dim for a VAE")
@@ -137,7 +137,8 @@ def model_config_from_sao(sao: dict[str, Any]) -> ModelConfig:
     autoencoder = AutoencoderConfig(
         io_channels=audio_channels, channels=enc["channels"], c_mults=list(enc["c_mults"]),
         strides=list(enc["strides"]), latent_dim=latent, use_snake=bool(enc.get("use_snake", False)),
-        final_tanh=bool(dec.get("final_tanh", True)), latent_scale=float(pre.get("scale", 1.0)))
+        final_tanh=bool(dec.get("final_tanh", True)), latent_scale=float(pre.get("scale", 1.0)),
+        use_nearest_upsample=bool(dec.get("use_nearest_upsample", False)))
     for key, value in (("in_channels", enc.get("in_channels", audio_channels)),
                        ("out_channels", dec.get("out_channels", audio_channels))):
         _require(value, audio_channels, f"{key} of the autoencoder", "must equal audio_channels")
@@ -203,7 +204,8 @@ def model_config_to_sao(config: ModelConfig) -> dict[str, Any]:
         "encoder": {"type": "oobleck", "requires_grad": False,
                     "config": {"in_channels": ae.io_channels, **shared, "latent_dim": 2 * ae.latent_dim}},
         "decoder": {"type": "oobleck", "config": {"out_channels": ae.io_channels, **shared,
-                                                  "latent_dim": ae.latent_dim, "final_tanh": ae.final_tanh}},
+                                                  "latent_dim": ae.latent_dim, "final_tanh": ae.final_tanh,
+                                                  "use_nearest_upsample": ae.use_nearest_upsample}},
         "bottleneck": {"type": "vae"}, "latent_dim": ae.latent_dim,
         "downsampling_ratio": ae.downsampling_ratio, "io_channels": ae.io_channels}}
     if ae.latent_scale != 1.0:

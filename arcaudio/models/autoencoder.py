@@ -50,14 +50,32 @@ class EncoderBlock(nn.Module):
         return self.layers(x)
 
 
-class DecoderBlock(nn.Module):
-    """Activation, transposed conv, 3 residual units. (B, C_in, T) -> (B, C_out, T * stride)."""
+class NearestRepeat(nn.Module):
+    """Nearest-neighbour upsampling by `stride`, then the left/right zero padding of torch's padding='same' for a
+    kernel of 2 * stride. (B, C, T) -> (B, C, T * stride + 2 * stride - 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, use_snake: bool):
+    def __init__(self, stride: int):
         super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = 2 * self.stride
+        return F.pad(x.repeat_interleave(self.stride, dim=-1), ((k - 1) // 2, k // 2))
+
+
+class DecoderBlock(nn.Module):
+    """Activation, upsampling (transposed conv, or nearest + conv), 3 residual units.
+    (B, C_in, T) -> (B, C_out, T * stride)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, use_snake: bool, nearest: bool = False):
+        super().__init__()
+        # nearest: a constant input stays constant, so no pattern of period `stride` (keys as stable-audio-tools)
+        upsample = (nn.Sequential(NearestRepeat(stride), WNConv1d(in_channels, out_channels, 2 * stride, bias=False))
+                    if nearest else WNConvTranspose1d(in_channels, out_channels, 2 * stride, stride=stride,
+                                           padding=math.ceil(stride / 2)))
         self.layers = nn.Sequential(
             _activation(use_snake, in_channels),
-            WNConvTranspose1d(in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+            upsample,
             *(ResidualUnit(out_channels, d, use_snake) for d in (1, 3, 9)),
         )
 
@@ -92,7 +110,8 @@ class OobleckDecoder(nn.Module):
         ch, mults = config.channels, [1, *config.c_mults]
         layers: list[nn.Module] = [WNConv1d(config.latent_dim, ch * mults[-1], 7, padding=3)]
         for i in range(len(config.strides), 0, -1):
-            layers.append(DecoderBlock(ch * mults[i], ch * mults[i - 1], config.strides[i - 1], config.use_snake))
+            layers.append(DecoderBlock(ch * mults[i], ch * mults[i - 1], config.strides[i - 1], config.use_snake,
+                                       nearest=config.use_nearest_upsample))
         layers += [_activation(config.use_snake, ch * mults[0]),
                    WNConv1d(ch * mults[0], config.io_channels, 7, padding=3, bias=False),
                    nn.Tanh() if config.final_tanh else nn.Identity()]
