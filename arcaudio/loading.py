@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG_KEY, TORCH_SUFFIXES, load_state_dict_strict, read_state_dict
+from .checkpoint import TORCH_SUFFIXES, StateDictMismatchError, load_state_dict_strict, read_config, read_state_dict
 from .compat.sao import model_config_from_sao, sao_to_arcaudio
 from .config import PRESETS, ModelConfig, preset
 from .models.conditioners import load_pretrained_t5
@@ -53,12 +53,9 @@ def resolve_source(path_or_preset: str | Path) -> ModelSource:
         raise FileNotFoundError(f"{str(path)!r} holds neither a stable-audio-tools model (model_config.json + "
                                 f"{' or '.join(SAO_WEIGHT_NAMES)}) nor exactly one arcaudio .safetensors file")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if CONFIG_KEY in meta:
-            return ModelSource(ModelConfig.from_json(meta[CONFIG_KEY]), path, "arcaudio")
+        config = read_config(path)
+        if config is not None:
+            return ModelSource(config, path, "arcaudio")
     elif path.suffix not in TORCH_SUFFIXES:
         raise ValueError(f"{str(path)!r}: unknown checkpoint type {path.suffix!r}; expected .safetensors or one of "
                          f"{list(TORCH_SUFFIXES)}")
@@ -114,8 +111,6 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None, d
         if source.format == "sao":
             state, unknown = sao_to_arcaudio(state)
             if unknown:
-                from .checkpoint import StateDictMismatchError
-
                 raise StateDictMismatchError([], sorted(unknown), [], str(source.weights))
         model = build_model(source.config, device="meta")
         load_state_dict_strict(model, state, str(source.weights))

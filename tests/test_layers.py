@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import rel_err
@@ -32,31 +33,24 @@ def test_snake_beta_literal_formula():
     assert rel_err(act(x), expected) < 1e-6
 
 
-def test_weight_norm_conv_matches_torch_parametrization():
-    ours = WNConv1d(4, 6, 7, stride=2, padding=3, dilation=1)
-    ref = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, 6, 7, stride=2, padding=3))
+@pytest.mark.parametrize("ours, ref, length, out_length", [
+    (lambda: WNConv1d(4, 6, 7, stride=2, padding=3), lambda: nn.Conv1d(4, 6, 7, stride=2, padding=3), 40, 20),
+    (lambda: WNConvTranspose1d(6, 4, 8, stride=4, padding=2), lambda: nn.ConvTranspose1d(6, 4, 8, stride=4, padding=2),
+     10, 40),
+])
+def test_weight_norm_convs_match_torch_parametrization(ours, ref, length, out_length):
+    ours, ref = ours(), nn.utils.parametrizations.weight_norm(ref())
     with torch.no_grad():
         ours.weight_g.mul_(torch.rand_like(ours.weight_g) + 0.5)
+        nn.init.normal_(ours.bias)  # biases start at zero; exercise them anyway
         ref.parametrizations.weight.original0.copy_(ours.weight_g)
         ref.parametrizations.weight.original1.copy_(ours.weight_v)
         ref.bias.copy_(ours.bias)
-    x = torch.randn(2, 4, 40)
+    x = torch.randn(2, ours.weight_v.shape[0] if isinstance(ours, WNConvTranspose1d) else ours.weight_v.shape[1],
+                    length)
+    assert ours(x).shape[-1] == out_length
     assert rel_err(ours(x), ref(x)) < 1e-6
-    assert ours.weight_g.shape == (6, 1, 1)
-
-
-def test_weight_norm_conv_transpose_matches_torch_parametrization():
-    ours = WNConvTranspose1d(6, 4, 8, stride=4, padding=2)
-    ref = nn.utils.parametrizations.weight_norm(nn.ConvTranspose1d(6, 4, 8, stride=4, padding=2))
-    with torch.no_grad():
-        ours.weight_g.mul_(torch.rand_like(ours.weight_g) + 0.5)
-        ref.parametrizations.weight.original0.copy_(ours.weight_g)
-        ref.parametrizations.weight.original1.copy_(ours.weight_v)
-        ref.bias.copy_(ours.bias)
-    x = torch.randn(2, 6, 10)
-    assert ours(x).shape == (2, 4, 40)
-    assert rel_err(ours(x), ref(x)) < 1e-6
-    assert ours.weight_g.shape == (6, 1, 1)  # norm per input channel (dim 0 of a transposed conv weight)
+    assert ours.weight_g.shape == (6, 1, 1)  # dim 0: output channels of a conv, input channels of a transposed one
 
 
 def test_layer_norm_has_fixed_zero_bias():

@@ -80,6 +80,8 @@ def evaluate_adherence(model: TextToAudioModel, prompts: list[AdherencePrompt], 
                        batch_size: int = 16) -> AdherenceReport:
     """Generate one clip per prompt (batches of `batch_size`, seed + index of the batch's first prompt) and probe
     each for every attribute its prompt names."""
+    if len({p.seconds for p in prompts}) > 1:
+        raise ValueError("evaluate_adherence generates every prompt at one length; got several `seconds` values")
     scored = []
     t0 = time.perf_counter()
     for start in range(0, len(prompts), batch_size):

@@ -164,8 +164,9 @@ class AudioAutoencoder(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """audio (B, C, L) -> latents (B, latent_dim, L / ratio): a posterior sample, or its mean if not `sample`."""
         mean, std = self.encode_moments(audio)
-        if sample:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        if sample:  # drawn where the generator lives (e.g. a CPU generator for reproducible runs), then moved
+            device = generator.device if generator is not None else mean.device
+            noise = torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype).to(mean.device)
             mean = mean + std * noise
         return mean / self.config.latent_scale
 

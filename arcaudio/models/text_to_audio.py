@@ -34,14 +34,6 @@ class Conditioning:
     def __len__(self) -> int:
         return self.cross_attn_cond.shape[0]
 
-    def index(self, idx: torch.Tensor | slice) -> Conditioning:
-        """The conditioning of a subset or permutation of the batch."""
-        return Conditioning(self.cross_attn_cond[idx], self.global_cond[idx], self.prompt_mask[idx])
-
-    def to(self, *args, **kwargs) -> Conditioning:
-        return Conditioning(self.cross_attn_cond.to(*args, **kwargs), self.global_cond.to(*args, **kwargs),
-                            self.prompt_mask.to(kwargs.get("device", self.prompt_mask.device)))
-
 
 class TextToAudioModel(nn.Module):
     """Latent text-to-audio model trained as a rectified flow (t = 1 is noise, v = noise - x0)."""

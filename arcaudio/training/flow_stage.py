@@ -44,9 +44,7 @@ def batch_latents(model: TextToAudioModel, batch: dict[str, Any], device: torch.
     if "latents" in batch:
         return batch["latents"].to(device)
     with torch.no_grad():
-        mean, std = model.autoencoder.encode_moments(batch["audio"].to(device))
-        noise = torch.randn(mean.shape, generator=generator).to(device, mean.dtype)
-        return (mean + std * noise) / model.config.autoencoder.latent_scale
+        return model.autoencoder.encode(batch["audio"].to(device), sample=True, generator=generator)
 
 
 class FlowStage:
