@@ -23,7 +23,8 @@ stamp "synthesise $N_CLIPS procedural clips"
 
 stamp "train the autoencoder ($AE_STEPS steps)"
 $A train --stage autoencoder --model tiny --data "$OUT/synth/manifest.jsonl" --out "$OUT/ae" --seed "$SEED" \
-  --steps "$AE_STEPS" --batch-size 16 --set autoencoder.crop_samples=4096 --set autoencoder.kl_weight=1e-6 \
+  --steps "$AE_STEPS" --batch-size 2 --set autoencoder.crop_samples=32768 --set autoencoder.kl_weight=1e-6 \
+  --set autoencoder.envelope_weight=1.0 \
   --set optim.lr=1e-3 \
   --set optim.warmup_steps=50 --set optim.schedule=cosine --set "optim.betas=[0.8,0.99]" --set optim.grad_clip=10.0 \
   --set log_every=50 --set checkpoint_every=300 --no-progress

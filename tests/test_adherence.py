@@ -29,3 +29,27 @@ def test_report_counts_chance_and_accuracy():
     silent = [(attrs, score(np.zeros((2, 44100), np.float32), 44100, attrs)) for _, attrs, _ in clips]
     assert _report(silent, 1.0).mean_accuracy < 0.6
     assert "mean" in report.table().splitlines()[-1]
+
+
+def test_quality_report_on_a_tiny_random_model():
+    import torch
+
+    from arcaudio.config import ModelConfig, preset
+    from arcaudio.eval.report import evaluate_quality, reference_embeddings
+    from arcaudio.loading import build_model
+    from arcaudio.training.config import apply_overrides
+
+    config = ModelConfig.from_dict(apply_overrides(preset("tiny").to_dict(), [
+        "dit.depth=1", "dit.embed_dim=64", "autoencoder.channels=4", "conditioning.prompt.arch.num_layers=1"]))
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    ref = reference_embeddings(6, config.sample_rate, config.sample_size)
+    assert ref.shape == (6, 139) and np.isfinite(ref).all()
+    report = evaluate_quality(model, "random", n_prompts=2, per_prompt=3, sampler="pingpong", steps=2,
+                              cfg_scale=1.0, reference=ref)
+    row = report.row()
+    assert row["clips"] == 6 and row["steps"] == 2 and row["sampler"] == "pingpong"
+    assert np.isfinite(report.frechet) and report.frechet > 0 and 0 <= report.diversity <= 2
+    assert report.adherence.counts["kind"] == 6
+    with pytest.raises(ValueError, match="per_prompt"):
+        evaluate_quality(model, n_prompts=1, per_prompt=1, reference=ref)

@@ -56,7 +56,7 @@ def _cli(argv: list[str]) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.mark.parametrize("stage", ["flow", "autoencoder"])
+@pytest.mark.parametrize("stage", ["flow", "autoencoder", "arc"])
 def test_killed_run_resumes_to_identical_weights(tmp_path, audio_manifest, stage):
     straight = tmp_path / "straight"
     assert main(_train_args(audio_manifest, straight, 8, stage)) == 0
@@ -79,11 +79,14 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, audio_manifest, stage
     assert logged == list(range(1, 9))  # no lost or repeated step
 
 
-def test_ddp_two_gloo_processes_stay_in_sync(tmp_path, audio_manifest):
+# autoencoder: its data-dependent init is broadcast; arc: two DDP modules, alternating steps
+@pytest.mark.parametrize("stage", ["flow", "autoencoder", "arc"])
+def test_ddp_two_gloo_processes_stay_in_sync(tmp_path, audio_manifest, stage):
     out = tmp_path / "ddp"
-    args = _train_args(audio_manifest, out, 3)
+    args = _train_args(audio_manifest, out, 3, stage)
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+    port = str(29561 + ["flow", "autoencoder", "arc"].index(stage))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            "-m", "arcaudio", *args, "--device", "cpu"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -91,7 +94,7 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path, audio_manifest):
     digests = summary["rank_weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
     single = tmp_path / "single"
-    assert main(_train_args(audio_manifest, single, 3)) == 0
+    assert main(_train_args(audio_manifest, single, 3, stage)) == 0
     assert json.loads((single / "summary.json").read_text())["rank_weight_digests"][0] != digests[0]
 
 
@@ -182,3 +185,18 @@ def test_autoencoder_adversarial_step_updates_both_players(audio_manifest):
     assert any(not torch.equal(v, stage.discriminator.state_dict()[k]) for k, v in disc_before.items())
     assert any(not torch.equal(v, model.autoencoder.state_dict()[k]) for k, v in ae_before.items())
     assert all(torch.equal(v, model.dit.state_dict()[k]) for k, v in dit_before.items())  # frozen in this stage
+
+
+def test_arc_command_exports_a_few_step_generator(tmp_path, audio_manifest):
+    from arcaudio.generation import DEFAULTS
+    from arcaudio.loading import load
+
+    out = tmp_path / "arc"
+    args = ["arc", "tiny", "--data", str(audio_manifest), "--out", str(out), "--steps", "2", "--batch-size", "2",
+            *SMALL_MODEL, "--no-progress"]
+    assert main(args) == 0
+    model = load(out / "model.safetensors")
+    assert model.config.objective == "rf_denoiser" and DEFAULTS["rf_denoiser"] == ("pingpong", 8, 1.0)
+    header = (out / "log.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "d_loss", "d_relativistic", "d_contrastive", "g_grad_norm", "d_grad_norm"} <= set(header)
+    assert not (out / "sao").exists()  # a built-in byte T5 has no stable-audio-tools form

@@ -14,9 +14,9 @@ import argparse
 import logging
 import sys
 
-from . import encode, evaluate, generate, models, synth, train
+from . import arc, encode, evaluate, generate, models, synth, train
 
-COMMANDS = [models, generate, train, encode, synth, evaluate]
+COMMANDS = [models, generate, train, arc, encode, synth, evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

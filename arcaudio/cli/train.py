@@ -1,4 +1,5 @@
-"""`arcaudio train`: train an autoencoder or a rectified-flow DiT; resumable; runs under torchrun for DDP.
+"""`arcaudio train`: train an autoencoder, a rectified-flow DiT, or ARC-post-train one; resumable; runs under
+torchrun for DDP.
 
     arcaudio train --stage autoencoder --model tiny --data synth/manifest.jsonl --out runs/ae --steps 2000
     arcaudio encode runs/ae/model.safetensors synth/manifest.jsonl latents/
@@ -46,9 +47,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train an autoencoder or a rectified-flow DiT (resumable, torchrun-ready)")
-    p.add_argument("--config", help="a TrainConfig JSON file (defaults otherwise)")
-    p.add_argument("--stage", choices=["autoencoder", "flow"])
+    p.add_argument("--stage", choices=["autoencoder", "flow", "arc"])
     p.add_argument("--model", help="preset, model config JSON, or checkpoint to start from")
+    add_run_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `arc`."""
+    p.add_argument("--config", help="a TrainConfig JSON file (defaults otherwise)")
     p.add_argument("--data", help="manifest (CSV/JSONL) or folder of pre-encoded latents")
     p.add_argument("--out", required=False, default="runs/train", help="run folder (resumed if it has a checkpoint)")
     p.add_argument("--steps", type=int)
@@ -62,4 +69,3 @@ def add_parser(sub) -> None:
     p.add_argument("--device", help="default: cuda:LOCAL_RANK if available, else cpu")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configs as JSON and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)

@@ -34,6 +34,14 @@ class Conditioning:
     def __len__(self) -> int:
         return self.cross_attn_cond.shape[0]
 
+    def with_prompts_permuted(self, perm: torch.Tensor) -> Conditioning:
+        """Item i gets the prompt tokens of item perm[i] and keeps its own seconds token and global condition.
+        Returns new tensors; self is left untouched."""
+        n = self.prompt_mask.shape[1]
+        perm = perm.to(self.cross_attn_cond.device)
+        cross = torch.cat([self.cross_attn_cond[perm, :n], self.cross_attn_cond[:, n:]], dim=1)  # (B, n + 1, D)
+        return Conditioning(cross, self.global_cond.clone(), self.prompt_mask[perm])
+
 
 class TextToAudioModel(nn.Module):
     """Latent text-to-audio model trained as a rectified flow (t = 1 is noise, v = noise - x0)."""

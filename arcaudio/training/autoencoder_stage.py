@@ -1,4 +1,5 @@
-"""Oobleck VAE training on random crops: L1 + multi-resolution STFT + KL, and an optional adversarial term
+"""Oobleck VAE training on random crops: L1 + multi-resolution STFT + KL, an optional log frame-energy term, and an
+optional adversarial term
 (multi-scale waveform discriminator, hinge loss, feature matching) with its own optimizer.
 
 The exported model carries `autoencoder.latent_scale` = the RMS of the posterior means seen in training, so the
@@ -24,7 +25,8 @@ from ..models.audio_discriminator import (
 )
 from ..models.autoencoder import AudioAutoencoder, vae_kl
 from ..models.text_to_audio import TextToAudioModel
-from .audio_losses import multi_resolution_stft_loss
+from .audio_losses import log_envelope_loss, multi_resolution_stft_loss
+from .autoencoder_init import data_dependent_init
 from .config import TrainConfig
 from .distributed import DistInfo
 from .ema import EMA, swapped_in
@@ -53,13 +55,21 @@ def _ddp(module: nn.Module, info: DistInfo) -> nn.Module:
 
 
 class AutoencoderStage:
-    def __init__(self, model: TextToAudioModel, config: TrainConfig, info: DistInfo):
+    """Optimizers and EMA of an autoencoder run. `from_scratch`: the weights are fresh, so with
+    `autoencoder.data_init` the first step first rescales the conv gains on its batch (`data_dependent_init`)."""
+
+    def __init__(self, model: TextToAudioModel, config: TrainConfig, info: DistInfo, from_scratch: bool = False):
         self.model, self.config, self.info = model, config, info
+        self.data_init = from_scratch and config.autoencoder.data_init
         ac = config.autoencoder
         ratio = model.config.autoencoder.downsampling_ratio
         if ac.crop_samples % ratio:
             raise ValueError(f"autoencoder.crop_samples {ac.crop_samples} must be a multiple of the downsampling "
                              f"ratio {ratio}")
+        if ac.envelope_weight > 0 and (not ac.envelope_hops or max(ac.envelope_hops) > ac.crop_samples
+                                       or min(ac.envelope_hops) < 1):
+            raise ValueError(f"autoencoder.envelope_hops {ac.envelope_hops} must be frame sizes in "
+                             f"[1, crop_samples={ac.crop_samples}]")
         model.to(info.device)
         model.requires_grad_(False)
         ae = model.autoencoder.requires_grad_(True).train()
@@ -79,6 +89,8 @@ class AutoencoderStage:
     def train_step(self, batch: dict[str, Any], step: int, generator: torch.Generator) -> dict[str, float]:
         ac, device = self.config.autoencoder, self.info.device
         audio = batch["audio"].to(device)
+        if step == 0 and self.data_init:
+            self._initialise(audio)
         ratio = self.model.config.autoencoder.downsampling_ratio
         noise = torch.randn(audio.shape[0], self.model.config.autoencoder.latent_dim, audio.shape[-1] // ratio,
                             generator=generator).to(device)
@@ -91,6 +103,10 @@ class AutoencoderStage:
         l1 = F.l1_loss(recon, audio)
         stft = multi_resolution_stft_loss(recon, audio, ac.stft_sizes, eps=ac.stft_log_eps)
         loss = ac.l1_weight * l1 + ac.stft_weight * stft + ac.kl_weight * kl
+        if ac.envelope_weight > 0:
+            envelope = log_envelope_loss(recon, audio, ac.envelope_hops)
+            loss = loss + ac.envelope_weight * envelope
+            metrics["envelope"] = float(envelope.detach())
         if adversarial:
             self.discriminator.requires_grad_(False)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -122,6 +138,17 @@ class AutoencoderStage:
                         "kl": float(kl.detach()),
                         "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]})
         return metrics
+
+    def _initialise(self, audio: torch.Tensor) -> None:
+        """Data-dependent init on rank 0's batch, broadcast to every rank; the EMA restarts from the result."""
+        data_dependent_init(self.model.autoencoder, audio, residual_gain=self.config.autoencoder.residual_gain)
+        if self.info.enabled:
+            import torch.distributed as dist
+
+            for p in self.model.autoencoder.parameters():
+                dist.broadcast(p.data, src=0)
+        if self.ema is not None:
+            self.ema = EMA(self.model, self.config.ema_decay, self.config.ema_warmup_power)
 
     def latent_scale(self) -> float:
         """RMS of the posterior means over training so far (1.0 before any step)."""

@@ -41,18 +41,44 @@ class AutoencoderTrainConfig:
     stft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64, 32])
     stft_log_eps: float = 1e-3  # floor of the log magnitudes: keeps near-silent bins from dominating the loss
     l1_weight: float = 0.1
+    envelope_weight: float = 0.0  # log frame-energy loss per channel (level, stereo position, envelope)
+    envelope_hops: list[int] = field(default_factory=lambda: [4096, 1024])
     kl_weight: float = 1e-4
     adversarial_weight: float = 0.0  # 0 disables the discriminator
     feature_matching_weight: float = 5.0  # with the adversarial term
     discriminator_lr: float = 1e-4
     adversarial_start: int = 0  # step from which the adversarial term is on
+    data_init: bool = True  # from scratch: rescale conv gains on the first batch (training/autoencoder_init.py)
+    residual_gain: float = 0.3  # with data_init: output scale of each residual branch relative to its input
+
+
+@dataclass
+class ARCTrainConfig:
+    """Adversarial Relativistic-Contrastive post-training of a pre-trained flow (training/arc_stage.py).
+    The generator trains with `optim`; the discriminator with its own AdamW (`discriminator_lr`, `optim.betas`)."""
+
+    exit_layer: int | None = None  # last DiT block (0-indexed) of the discriminator trunk; None: depth_fraction
+    depth_fraction: float = 0.75  # with exit_layer None: keep round(fraction * depth) blocks (16 -> 12)
+    soft_clip_scale: float | None = None  # scale * tanh(score / scale) on the head's output
+    generator_time: Literal["uniform", "logit_normal", "logsnr_uniform"] = "logsnr_uniform"  # t of x_t for G
+    discriminator_time: Literal["uniform", "logit_normal", "logsnr_uniform"] = "logit_normal"  # re-noise level s
+    generator_weight: float = 1.0
+    discriminator_weight: float = 1.0
+    contrastive: bool = True
+    contrastive_weight: float = 1.0  # lambda in D's loss L_R + lambda L_C
+    r1_weight: float = 0.0  # finite-difference gradient penalty on real (R1) and generated (R2) inputs of D
+    r2_weight: float = 0.0
+    penalty_sigma: float = 0.05
+    cfg_dropout: float = 0.0  # prompt dropout on generator steps (the reference keeps its 0.1; no CFG is used)
+    discriminator_lr: float = 1e-5
+    discriminator_grad_clip: float = 1.0
 
 
 @dataclass
 class TrainConfig(JsonConfig):
     """Everything a training run needs besides the model config. Saved in every run folder and checkpoint."""
 
-    stage: Literal["autoencoder", "flow"] = "flow"
+    stage: Literal["autoencoder", "flow", "arc"] = "flow"
     model: str = "tiny"  # preset, arcaudio checkpoint, or stable-audio-tools model to start from
     data: str = ""  # a manifest (CSV/JSONL) of audio, or a folder of pre-encoded latents (`arcaudio encode`)
     steps: int = 1000  # total optimizer steps of the run
@@ -69,6 +95,7 @@ class TrainConfig(JsonConfig):
     optim: OptimConfig = field(default_factory=OptimConfig)
     flow: FlowTrainConfig = field(default_factory=FlowTrainConfig)
     autoencoder: AutoencoderTrainConfig = field(default_factory=AutoencoderTrainConfig)
+    arc: ARCTrainConfig = field(default_factory=ARCTrainConfig)
 
     def validate(self) -> TrainConfig:
         if not self.data:
@@ -78,6 +105,10 @@ class TrainConfig(JsonConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.arc.cfg_dropout <= 1:
+            raise ValueError(f"arc.cfg_dropout must be in [0, 1], got {self.arc.cfg_dropout}")
+        if not 0 < self.arc.depth_fraction <= 1:
+            raise ValueError(f"arc.depth_fraction must be in (0, 1], got {self.arc.depth_fraction}")
         if not 0 <= self.flow.cfg_dropout <= 1:
             raise ValueError(f"flow.cfg_dropout must be in [0, 1], got {self.flow.cfg_dropout}")
         return self

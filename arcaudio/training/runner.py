@@ -78,7 +78,7 @@ def build_dataset(config: TrainConfig, model_config: ModelConfig):
     return dataset, collate
 
 
-def build_stage(model: TextToAudioModel, config: TrainConfig, info: DistInfo):
+def build_stage(model: TextToAudioModel, config: TrainConfig, info: DistInfo, from_scratch: bool = False):
     if config.stage == "flow":
         from .flow_stage import FlowStage
 
@@ -86,8 +86,12 @@ def build_stage(model: TextToAudioModel, config: TrainConfig, info: DistInfo):
     if config.stage == "autoencoder":
         from .autoencoder_stage import AutoencoderStage
 
-        return AutoencoderStage(model, config, info)
-    raise ValueError(f"unknown training stage {config.stage!r}; choose 'autoencoder' or 'flow'")
+        return AutoencoderStage(model, config, info, from_scratch=from_scratch)
+    if config.stage == "arc":
+        from .arc_stage import ARCStage
+
+        return ARCStage(model, config, info)
+    raise ValueError(f"unknown training stage {config.stage!r}; choose 'autoencoder', 'flow' or 'arc'")
 
 
 def train(config: TrainConfig, run_dir: str | Path, model_overrides: list[str] | None = None,
@@ -98,7 +102,8 @@ def train(config: TrainConfig, run_dir: str | Path, model_overrides: list[str] |
     try:
         model = build_training_model(config, model_overrides)
         dataset, collate = build_dataset(config, model.config)
-        stage = build_stage(model, config, info)
+        from_scratch = resolve_model_config(config.model, model_overrides) is not None
+        stage = build_stage(model, config, info, from_scratch=from_scratch)
         return run_training(stage, dataset, config, run_dir, info, collate, progress=progress)
     finally:
         cleanup(info)

@@ -1,0 +1,50 @@
+"""Set-level metrics on embeddings: Frechet distance (quality / realism) and the conditional diversity score
+(mean pairwise cosine distance among clips of one prompt; the paper's CCDS on CLAP, here on any embedding)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to embeddings x (N, D) and y (M, D):
+    |mu_x - mu_y|^2 + tr(S_x + S_y - 2 (S_x^1/2 S_y S_x^1/2)^1/2). Needs N, M >= 2."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
+        raise ValueError(f"frechet_distance needs two (N >= 2, D) arrays of one width, got {x.shape} and {y.shape}")
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    s_x, s_y = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
+    root_x = _sqrtm_psd(s_x)
+    cross = _sqrtm_psd(root_x @ s_y @ root_x)
+    return float(((mu_x - mu_y) ** 2).sum() + np.trace(s_x) + np.trace(s_y) - 2 * np.trace(cross))
+
+
+def standardiser(reference: np.ndarray, rel_floor: float = 1e-3):
+    """z-scoring with a reference set's per-dimension mean and standard deviation: (N, D) -> (N, D). Standard
+    deviations are floored at `rel_floor` times their median, so a dimension constant in the reference does not
+    blow up."""
+    reference = np.asarray(reference, np.float64)
+    mean, std = reference.mean(0), reference.std(0)
+    std = np.maximum(std, rel_floor * max(float(np.median(std)), 1e-12))
+    return lambda e: (np.asarray(e) - mean) / std
+
+
+def conditional_diversity(groups: list[np.ndarray]) -> float:
+    """Mean over prompts of the mean pairwise cosine distance 1 - cos(a, b) among that prompt's embeddings
+    (each group (N >= 2, D)). Higher = more diverse outputs for one prompt."""
+    scores = []
+    for g in groups:
+        g = np.asarray(g, np.float64)
+        if len(g) < 2:
+            raise ValueError(f"each prompt needs at least 2 clips for a diversity score, got {len(g)}")
+        unit = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+        cos = unit @ unit.T
+        iu = np.triu_indices(len(g), 1)
+        scores.append(float((1 - cos[iu]).mean()))
+    return float(np.mean(scores))

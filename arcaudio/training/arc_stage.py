@@ -1,0 +1,241 @@
+"""ARC post-training (Adversarial Relativistic-Contrastive): a pre-trained rectified flow becomes a few-step
+generator of clean latents, with no teacher, no distillation and no CFG.
+
+- Generator G(x_t, t, c) = x_t - t v(x_t, t, c): the pre-trained DiT, reparameterised to predict x0; EMA'd.
+- Discriminator D: a second copy of the pre-trained DiT cut after ~75 % of its blocks plus a conv head scoring
+  patches (models/arc_discriminator.py).
+- Even steps update G, odd steps update D, each with its own optimizer (one optimizer step per batch, as the
+  reference). Real x0 and generated x0_hat are re-noised to the same level s with the same noise and scored
+  with the same prompt; the losses are in arc_losses.py.
+- The text and seconds conditioners stay frozen: both players see the conditioning the pre-trained flow makes.
+
+Every discriminator evaluation of a step is one batched call (real, generated, mismatched prompts, penalty
+probes concatenated), so under DDP each module runs forward once per backward.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import save_model, save_sao
+from ..flow import add_noise, sample_t
+from ..models.arc_discriminator import ARCDiscriminator, default_exit_layer
+from ..models.text_to_audio import Conditioning, TextToAudioModel
+from .arc_losses import (
+    contrastive_loss,
+    finite_difference_penalty,
+    prompt_derangement,
+    relativistic_discriminator_loss,
+    relativistic_generator_loss,
+)
+from .config import TrainConfig
+from .distributed import DistInfo
+from .ema import EMA, swapped_in
+from .flow_stage import batch_latents
+from .optim import build_optimizer, build_scheduler
+
+
+class Denoiser(nn.Module):
+    """G: x_t (B, C, T), t (B,) -> x0_hat = x_t - t v(x_t, t, c) (B, C, T)."""
+
+    def __init__(self, model: TextToAudioModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cross: torch.Tensor, global_cond: torch.Tensor):
+        v = self.model.dit(x_t, t, cross, global_cond)  # (B, C, T)
+        return x_t - t[:, None, None].to(v.dtype) * v
+
+
+def _cat_conditioning(conds: list[Conditioning]) -> Conditioning:
+    return Conditioning(torch.cat([c.cross_attn_cond for c in conds]), torch.cat([c.global_cond for c in conds]),
+                        torch.cat([c.prompt_mask for c in conds]))
+
+
+class ARCStage:
+    """Generator (`model`, trained in place) and discriminator, their optimizers, schedulers and G's EMA."""
+
+    def __init__(self, model: TextToAudioModel, config: TrainConfig, info: DistInfo):
+        self.model, self.config, self.info = model, config, info
+        ac = config.arc
+        depth = model.config.dit.depth
+        self.exit_layer = ac.exit_layer if ac.exit_layer is not None else default_exit_layer(depth, ac.depth_fraction)
+        model.to(info.device).train()
+        model.requires_grad_(False)
+        model.dit.requires_grad_(True)
+        model.dit.grad_checkpointing = config.grad_checkpointing
+        with torch.random.fork_rng(devices=[]):  # the head's init depends on the seed only
+            torch.manual_seed(config.seed + 1)
+            self.discriminator = ARCDiscriminator(model.config.dit, self.exit_layer, ac.soft_clip_scale)
+        self.discriminator.trunk.load_state_dict(model.dit.state_dict())  # the pre-trained flow's weights
+        self.discriminator.to(info.device).train()
+        self.discriminator.trunk.grad_checkpointing = config.grad_checkpointing
+        self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        self.g_params = [p for p in model.dit.parameters() if p.requires_grad]
+        self.generator = self._ddp(Denoiser(model))
+        self.d_module = self._ddp(self.discriminator)
+        self.optimizer = build_optimizer(self._groups(self.g_params), config.optim)
+        self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim)
+        self.d_optimizer = build_optimizer(self._groups(self.d_params), config.optim, lr=ac.discriminator_lr)
+        self.d_scheduler = build_scheduler(self.d_optimizer, config.steps, config.optim)
+        self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
+        keys = ["loss", "g_grad_norm", "lr", "d_loss", "d_relativistic", "d_real_minus_fake", "d_contrastive",
+                "d_contrastive_used", "d_grad_norm"] + [k for k in ("r1", "r2") if getattr(ac, f"{k}_weight") > 0]
+        self.metrics = dict.fromkeys(keys, float("nan"))
+
+    @staticmethod
+    def _groups(params: list[nn.Parameter]) -> list[dict[str, Any]]:
+        return [{"params": [p for p in params if p.ndim >= 2]},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+    def _ddp(self, module: nn.Module) -> nn.Module:
+        if not self.info.enabled:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module)
+
+    # -- one step -------------------------------------------------------------------------------------------------
+
+    def _noised_pair(self, batch: dict[str, Any], generator: torch.Generator, grad: bool):
+        """Conditioning, captions, real x0 and G's x0_hat, both re-noised to one level s with one noise draw."""
+        device, ac = self.info.device, self.config.arc
+        x0 = batch_latents(self.model, batch, device, generator)  # (B, C, T)
+        b = x0.shape[0]
+        with torch.no_grad():
+            cond = self.model.condition(batch["caption"], batch["seconds_total"].tolist())
+        t = sample_t(ac.generator_time, b, generator).to(device)
+        x_t = add_noise(x0, torch.randn(x0.shape, generator=generator).to(device), t)  # (B, C, T)
+        cross = cond.cross_attn_cond
+        if grad and ac.cfg_dropout > 0:
+            drop = (torch.rand(b, generator=generator) < ac.cfg_dropout).to(device)
+            cross = torch.where(drop[:, None, None], torch.zeros_like(cross), cross)
+        with torch.set_grad_enabled(grad):
+            x0_hat = self.generator(x_t, t, cross, cond.global_cond)  # (B, C, T)
+        s = sample_t(ac.discriminator_time, b, generator).to(device)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        return cond, add_noise(x0, noise, s), add_noise(x0_hat, noise, s), s
+
+    def train_step(self, batch: dict[str, Any], step: int, generator: torch.Generator) -> dict[str, float]:
+        """Even steps update G, odd steps D. Returns the latest metrics of both players (NaN before D's first
+        step), always with the same keys, so logs at any step and averages across processes line up."""
+        if step % 2 == 0:
+            self.metrics.update(self._generator_step(batch, generator))
+        else:
+            self.metrics.update(self._discriminator_step(batch, generator))
+        return dict(self.metrics)
+
+    def _generator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
+        ac = self.config.arc
+        bf16 = self.config.precision == "bf16"
+        self.discriminator.requires_grad_(False)
+        try:
+            with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=bf16):
+                cond, real_s, fake_s, s = self._noised_pair(batch, generator, grad=True)
+                scores = self.discriminator(torch.cat([real_s, fake_s]), s.repeat(2), _cat_conditioning([cond, cond]))
+            real, fake = scores.float().chunk(2)  # (B, 1, P) each
+            loss = ac.generator_weight * relativistic_generator_loss(real, fake)
+            loss.backward()
+        finally:
+            for p in self.d_params:
+                p.requires_grad_(True)
+        grad_norm = self._step(self.g_params, self.optimizer, self.scheduler, self.config.optim.grad_clip)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return {"loss": float(loss.detach()), "g_grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0]}
+
+    def _discriminator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
+        ac = self.config.arc
+        bf16 = self.config.precision == "bf16"
+        with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=bf16):
+            cond, real_s, fake_s, s = self._noised_pair(batch, generator, grad=False)
+            b = real_s.shape[0]
+            xs, conds, levels = [real_s, fake_s], [cond, cond], [s, s]
+            perm = self._derangement(batch["caption"], generator) if ac.contrastive else None
+            if perm is not None:
+                xs.append(real_s)
+                conds.append(cond.with_prompts_permuted(perm))
+                levels.append(s)
+            for weight, x in ((ac.r1_weight, real_s), (ac.r2_weight, fake_s)):
+                if weight > 0:
+                    probe = torch.randn(x.shape, generator=generator).to(x.device)
+                    xs.append(x + ac.penalty_sigma * probe)
+                    conds.append(cond)
+                    levels.append(s)
+            scores = self.d_module(torch.cat(xs), torch.cat(levels), _cat_conditioning(conds))
+        scores = scores.float().split(b)  # each (B, 1, P)
+        real, fake = scores[0], scores[1]
+        l_r = relativistic_discriminator_loss(real, fake)
+        loss = ac.discriminator_weight * l_r
+        metrics = {"d_relativistic": float(l_r.detach()), "d_real_minus_fake": float((real - fake).mean().detach())}
+        k = 2
+        metrics["d_contrastive_used"] = float(perm is not None)
+        if perm is not None:
+            l_c = contrastive_loss(real, scores[k])
+            loss = loss + ac.contrastive_weight * l_c
+            metrics["d_contrastive"] = float(l_c.detach())
+            k += 1
+        for name, weight, base in (("r1", ac.r1_weight, real), ("r2", ac.r2_weight, fake)):
+            if weight > 0:
+                penalty = finite_difference_penalty(scores[k], base, ac.penalty_sigma)
+                loss = loss + weight * penalty
+                metrics[name] = float(penalty.detach())
+                k += 1
+        loss.backward()
+        metrics["d_grad_norm"] = self._step(self.d_params, self.d_optimizer, self.d_scheduler,
+                                            ac.discriminator_grad_clip)
+        metrics["d_loss"] = float(loss.detach())
+        return metrics
+
+    @staticmethod
+    def _derangement(captions: list[str], generator: torch.Generator) -> torch.Tensor | None:
+        """A caption-respecting derangement, or None (no contrastive term this step) when the batch has none,
+        e.g. a batch of one caption repeated."""
+        try:
+            return prompt_derangement(captions, generator)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _step(params: list[nn.Parameter], optimizer, scheduler, clip: float) -> float:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm)
+
+    # -- state and export -----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "discriminator": self.discriminator.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
+                "d_scheduler": self.d_scheduler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else {}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.d_scheduler.load_state_dict(state["d_scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+    def export(self, path: Path) -> Path:
+        """The EMA generator as a post-trained model (objective `rf_denoiser`: ping-pong, 8 steps, no CFG by
+        default), in arcaudio format at `path` and, for models with stable-audio-tools' external T5, also in its
+        key names in `path.parent / "sao"` (model_config.json + model.safetensors)."""
+        config = self.model.config
+        stored = config.objective
+        config.objective = "rf_denoiser"
+        try:
+            with swapped_in(self.ema, self.model):
+                if config.conditioning.prompt.arch is None:
+                    save_sao(self.model, Path(path).parent / "sao")
+                return save_model(self.model, path)
+        finally:
+            config.objective = stored

@@ -1,0 +1,162 @@
+"""ARC post-training: literal loss formulas, the prompt derangement, the discriminator's shape, and which player's
+weights each step moves."""
+
+import math
+
+import pytest
+import torch
+
+from arcaudio.config import preset
+from arcaudio.loading import build_model
+from arcaudio.models.arc_discriminator import ConvHead, default_exit_layer, head_patches
+from arcaudio.models.text_to_audio import Conditioning
+from arcaudio.training.arc_losses import (
+    contrastive_loss,
+    finite_difference_penalty,
+    prompt_derangement,
+    relativistic_discriminator_loss,
+    relativistic_generator_loss,
+)
+from arcaudio.training.config import TrainConfig, apply_overrides
+from arcaudio.training.distributed import DistInfo
+
+
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_losses_equal_their_formulas():
+    real = torch.tensor([[[0.5, -1.0, 2.0]], [[0.0, 0.3, -0.2]]])  # (B=2, 1, P=3)
+    fake = torch.tensor([[[1.5, 0.0, -2.0]], [[0.1, 0.1, 0.1]]])
+    pairs = [(r, f) for r, f in zip(real.flatten().tolist(), fake.flatten().tolist())]
+    g = sum(_softplus(r - f) for r, f in pairs) / 6  # G: -log sigmoid(D(fake) - D(real))
+    d = sum(_softplus(f - r) for r, f in pairs) / 6  # D: -log sigmoid(D(real) - D(fake))
+    assert float(relativistic_generator_loss(real, fake)) == pytest.approx(g, rel=1e-6)
+    assert float(relativistic_discriminator_loss(real, fake)) == pytest.approx(d, rel=1e-6)
+    assert float(contrastive_loss(real, fake)) == pytest.approx(d, rel=1e-6)  # matched plays "real"
+    assert float(relativistic_generator_loss(real, real)) == pytest.approx(math.log(2))
+    perturbed = real + 0.1
+    assert float(finite_difference_penalty(perturbed, real, 0.05)) == pytest.approx(4.0, rel=1e-5)  # (0.1/0.05)^2
+
+
+@pytest.mark.parametrize("captions", [
+    ["a", "b", "c", "d", "e", "f", "g", "h"],
+    ["kick", "kick", "snare", "snare", "hat", "hat", "pad", "pad"],
+    ["x", "x", "x", "x", "y", "z", "w", "v"],  # one caption on exactly half: needs the fallback often
+    ["p", "q"],
+])
+def test_derangement_never_pairs_a_caption_with_itself(captions):
+    before = list(captions)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        perm = prompt_derangement(captions, g)
+        assert sorted(perm.tolist()) == list(range(len(captions)))
+        assert all(perm[i] != i for i in range(len(captions)))
+        assert all(captions[perm[i]] != captions[i] for i in range(len(captions)))
+    assert captions == before
+
+
+@pytest.mark.parametrize("captions", [["a"], ["a", "a", "a"], ["a", "a", "a", "b"]])
+def test_derangement_refuses_impossible_batches(captions):
+    with pytest.raises(ValueError, match="at most half"):
+        prompt_derangement(captions)
+
+
+def test_permuted_conditioning_moves_prompts_only():
+    b, n, d = 4, 3, 2
+    cross = torch.arange(b * (n + 1) * d, dtype=torch.float32).reshape(b, n + 1, d)
+    cond = Conditioning(cross.clone(), torch.randn(b, d), torch.rand(b, n) > 0.5)
+    perm = torch.tensor([2, 0, 3, 1])
+    out = cond.with_prompts_permuted(perm)
+    assert torch.equal(out.cross_attn_cond[:, :n], cross[perm, :n])
+    assert torch.equal(out.cross_attn_cond[:, n:], cross[:, n:])  # each item keeps its seconds token
+    assert torch.equal(out.global_cond, cond.global_cond) and torch.equal(out.prompt_mask, cond.prompt_mask[perm])
+    assert torch.equal(cond.cross_attn_cond, cross)  # the input is untouched
+
+
+def test_discriminator_geometry():
+    assert default_exit_layer(16) == 11  # SAO-small: 12 of 16 blocks
+    assert default_exit_layer(4) == 2
+    assert head_patches(257) == 13 and head_patches(65) == 1
+    head = ConvHead(64)
+    assert head(torch.randn(2, 64, 257)).shape == (2, 1, 13)
+    clipped = ConvHead(64, soft_clip_scale=0.5)
+    with torch.no_grad():
+        assert float(clipped(100 * torch.randn(2, 64, 257)).abs().max()) <= 0.5
+
+
+def _small_config():
+    config = preset("tiny")
+    from arcaudio.config import ModelConfig
+
+    data = apply_overrides(config.to_dict(), ["dit.depth=2", "dit.embed_dim=64", "autoencoder.channels=4",
+                                              "conditioning.prompt.arch.num_layers=1"])
+    return ModelConfig.from_dict(data)
+
+
+def _stage(**arc):
+    from arcaudio.training.arc_stage import ARCStage
+
+    torch.manual_seed(0)
+    model = build_model(_small_config())
+    with torch.no_grad():  # a "pre-trained" flow: nonzero output projections, so G and D both depend on inputs
+        model.dit.postprocess_conv.weight.normal_(0, 0.1)
+        for block in model.dit.transformer.layers:
+            block.ff.ff[2].weight.normal_(0, 0.02)
+    overrides = ["stage='arc'", "data='x'", "batch_size=4", "ema_decay=0.0", "optim.lr=1e-3",
+                 "arc.discriminator_lr=1e-3"] + [f"arc.{k}={v!r}" for k, v in arc.items()]
+    config = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), overrides))
+    return ARCStage(model, config, DistInfo())
+
+
+def _batch(n: int = 4, frames: int = 64):
+    g = torch.Generator().manual_seed(1)
+    return {"latents": torch.randn(n, 32, frames, generator=g), "caption": ["low", "high", "noise", "drums"][:n],
+            "seconds_total": torch.full((n,), 2.0)}
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str]:
+    return {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
+
+
+def test_generator_step_moves_only_the_generator():
+    stage = _stage()
+    g0, d0, c0 = _snapshot(stage.model.dit), _snapshot(stage.discriminator), _snapshot(stage.model.conditioners)
+    metrics = stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))
+    assert math.isfinite(metrics["loss"]) and math.isnan(metrics["d_loss"])
+    assert _changed(g0, stage.model.dit)
+    assert not _changed(d0, stage.discriminator)
+    assert not _changed(c0, stage.model.conditioners)
+
+
+def test_discriminator_step_moves_only_the_discriminator():
+    stage = _stage(r1_weight=1.0, r2_weight=1.0, exit_layer=0)
+    g0, d0 = _snapshot(stage.model.dit), _snapshot(stage.discriminator)
+    metrics = stage.train_step(_batch(), 1, torch.Generator().manual_seed(0))
+    assert not _changed(g0, stage.model.dit)
+    changed = _changed(d0, stage.discriminator)
+    assert any(k.startswith("head.") for k in changed)
+    assert any(k.startswith("trunk.transformer.layers.0") for k in changed)
+    assert not any(k.startswith("trunk.transformer.layers.1.") for k in changed)  # above the exit layer: unused
+    assert metrics["d_contrastive_used"] == 1.0
+    for key in ("d_relativistic", "d_contrastive", "r1", "r2"):
+        assert math.isfinite(metrics[key]) and metrics[key] >= 0
+
+
+def test_contrastive_term_is_skipped_for_a_batch_of_one_caption():
+    stage = _stage()
+    batch = _batch()
+    batch["caption"] = ["same"] * 4
+    metrics = stage.train_step(batch, 1, torch.Generator().manual_seed(0))
+    assert metrics["d_contrastive_used"] == 0.0 and math.isfinite(metrics["d_loss"])
+
+
+def test_discriminator_starts_from_the_generator_weights():
+    stage = _stage()
+    trunk = stage.discriminator.trunk.state_dict()
+    assert all(torch.equal(v, trunk[k]) for k, v in stage.model.dit.state_dict().items())
+    assert stage.exit_layer == default_exit_layer(2) == 1  # round(0.75 * 2) = 2 blocks: exit after block 1
