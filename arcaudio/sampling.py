@@ -72,14 +72,12 @@ SAMPLERS = {"pingpong": (sample_pingpong, pingpong_schedule), "euler": (sample_e
 def cfg_velocity(model, cond, cfg_scale: float = 1.0) -> VelocityFn:
     """Bind conditioning (and classifier-free guidance) into a velocity callable.
 
-    With cfg_scale != 1: v = v_uncond + cfg_scale * (v_cond - v_uncond), where the unconditional branch has the
-    cross-attention tokens zeroed and the global (seconds) condition kept, as in stable-audio-tools.
+    With cfg_scale != 1: v = v_uncond + cfg_scale * (v_cond - v_uncond), where the unconditional branch is
+    `cond.null()`: cross-attention tokens zeroed and the seconds condition kept, as in stable-audio-tools.
     """
     if cfg_scale == 1.0:
         return lambda x, t: model(x, t, cond)
-    null = type(cond)(torch.zeros_like(cond.cross_attn_cond), cond.global_cond, cond.prompt_mask)
-    both = type(cond)(torch.cat([cond.cross_attn_cond, null.cross_attn_cond]),
-                      torch.cat([cond.global_cond, null.global_cond]), torch.cat([cond.prompt_mask, null.prompt_mask]))
+    both = type(cond).cat([cond, cond.null()])
 
     def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)

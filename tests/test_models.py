@@ -54,7 +54,7 @@ def test_exit_layer_equals_running_the_first_blocks(tiny):
     for p in dit.parameters():  # leave no zero-initialised branch
         torch.nn.init.normal_(p, std=0.05) if p.ndim > 1 else None
     x, t = torch.randn(2, 32, 8), torch.tensor([0.2, 0.7])
-    ctx, glob = torch.randn(2, 129, 128), torch.randn(2, 128)
+    ctx, glob = torch.randn(2, 129, 128), torch.randn(2, 256)  # seconds | pooled prompt
     hidden = dit(x, t, ctx, glob, exit_layer=1)
     assert hidden.shape == (2, 9, 128)
     # independent path: the same computation spelled out with the submodules
@@ -104,3 +104,24 @@ def test_nearest_upsample_decoder_block_matches_torch_layers():
     assert upsample(x).shape == (2, 4, 20)
     assert rel_err(upsample(x), ref) < 1e-6
     assert "layers.1.1.weight_g" in block.state_dict()  # stable-audio-tools' key layout
+
+
+def test_pooled_prompt_in_the_global_condition(tiny):
+    prompts = ["a loud kick", "soft rain on a window, far away"]
+    cond = tiny.condition(prompts, [1.0, 2.5])
+    text, mask = tiny.conditioners["prompt"](prompts)  # (B, L, D), (B, L)
+    seconds, _ = tiny.conditioners["seconds_total"]([1.0, 2.5])  # (B, 1, D)
+    k = cond.global_prompt_from
+    assert k == 128 and cond.global_cond.shape == (2, 256)
+    pooled = torch.stack([text[i, mask[i]].mean(0) for i in range(2)])  # literal masked mean
+    assert rel_err(cond.global_cond[:, k:], pooled) < 1e-6
+    assert torch.equal(cond.global_cond[:, :k], seconds[:, 0])
+    null = cond.null()
+    assert not null.cross_attn_cond.any() and not null.global_cond[:, k:].any()
+    assert torch.equal(null.global_cond[:, :k], cond.global_cond[:, :k])  # the seconds survive CFG's null branch
+    dropped = cond.dropped(torch.tensor([True, False]))
+    assert torch.equal(dropped.global_cond[0], null.global_cond[0])
+    assert torch.equal(dropped.global_cond[1], cond.global_cond[1])
+    swapped = cond.with_prompts_permuted(torch.tensor([1, 0]))
+    assert torch.equal(swapped.global_cond[:, k:], cond.global_cond.flip(0)[:, k:])
+    assert torch.equal(swapped.global_cond[:, :k], cond.global_cond[:, :k])

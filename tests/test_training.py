@@ -160,6 +160,10 @@ def test_lr_schedule():
 def test_overrides_and_dry_run(capsys, audio_manifest):
     with pytest.raises(ValueError, match=r"no 'lrr' at optim; valid: \['betas', 'eps'"):
         apply_overrides(TrainConfig().to_dict(), ["optim.lrr=1"])
+    both = apply_overrides(TrainConfig().to_dict(), ["arc.contrastive=false", "arc.r1_weight=1e-2",
+                                                     "arc.exit_layer=null", "stage=arc"])
+    assert both["arc"]["contrastive"] is False and both["arc"]["r1_weight"] == 0.01 and both["stage"] == "arc"
+    assert both["arc"]["exit_layer"] is None
     assert main(["train", "--model", "tiny", "--data", str(audio_manifest), "--set", "optim.lr=0.003",
                  "--model-set", "dit.depth=2", "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)

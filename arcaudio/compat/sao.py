@@ -197,6 +197,8 @@ def model_config_to_sao(config: ModelConfig) -> dict[str, Any]:
     if config.conditioning.prompt.arch is not None:
         raise ValueError("a model with a built-in text encoder (conditioning.prompt.arch) has no stable-audio-tools "
                          "config; stable-audio-tools loads T5 by name")
+    if config.conditioning.pooled_prompt_in_global:
+        raise ValueError("conditioning.pooled_prompt_in_global has no stable-audio-tools equivalent")
     ae, dit, cond = config.autoencoder, config.dit, config.conditioning
     shared = {"channels": ae.channels, "c_mults": list(ae.c_mults), "strides": list(ae.strides),
               "use_snake": ae.use_snake}

@@ -23,24 +23,50 @@ class Conditioning:
     """What the DiT is conditioned on, for a batch of B prompts.
 
     cross_attn_cond: (B, max_length + 1, cond_dim), T5 tokens (padded rows zero) then the seconds token.
-    global_cond: (B, cond_dim), the seconds embedding.
+    global_cond: (B, cond_dim), the seconds embedding; with `pooled_prompt_in_global`, (B, 2 * cond_dim): the
+        seconds embedding then the masked mean of the prompt tokens, which starts at column `global_prompt_from`.
     prompt_mask: (B, max_length) bool, True on real tokens (informational: the DiT attends to every token).
     """
 
     cross_attn_cond: torch.Tensor
     global_cond: torch.Tensor
     prompt_mask: torch.Tensor
+    global_prompt_from: int | None = None
 
     def __len__(self) -> int:
         return self.cross_attn_cond.shape[0]
 
     def with_prompts_permuted(self, perm: torch.Tensor) -> Conditioning:
-        """Item i gets the prompt tokens of item perm[i] and keeps its own seconds token and global condition.
+        """Item i gets the prompt (tokens, and pooled prompt if any) of item perm[i] and keeps its own seconds.
         Returns new tensors; self is left untouched."""
-        n = self.prompt_mask.shape[1]
+        n, k = self.prompt_mask.shape[1], self.global_prompt_from
         perm = perm.to(self.cross_attn_cond.device)
         cross = torch.cat([self.cross_attn_cond[perm, :n], self.cross_attn_cond[:, n:]], dim=1)  # (B, n + 1, D)
-        return Conditioning(cross, self.global_cond.clone(), self.prompt_mask[perm])
+        glob = self.global_cond.clone() if k is None else torch.cat(
+            [self.global_cond[:, :k], self.global_cond[perm, k:]], dim=1)  # (B, Dg)
+        return Conditioning(cross, glob, self.prompt_mask[perm], k)
+
+    def null(self) -> Conditioning:
+        """The unconditional branch of CFG (and of CFG dropout in training): every cross-attention token zeroed
+        (as stable-audio-tools), the seconds embedding in the global condition kept, a pooled prompt zeroed."""
+        glob, k = self.global_cond, self.global_prompt_from
+        if k is not None:
+            glob = torch.cat([glob[:, :k], torch.zeros_like(glob[:, k:])], dim=1)
+        return Conditioning(torch.zeros_like(self.cross_attn_cond), glob, self.prompt_mask, k)
+
+    def dropped(self, drop: torch.Tensor) -> Conditioning:
+        """Items where `drop` (B,) bool is True replaced by their `null()` (CFG dropout)."""
+        null = self.null()
+        drop = drop.to(self.cross_attn_cond.device)
+        return Conditioning(torch.where(drop[:, None, None], null.cross_attn_cond, self.cross_attn_cond),
+                            torch.where(drop[:, None], null.global_cond, self.global_cond), self.prompt_mask,
+                            self.global_prompt_from)
+
+    @staticmethod
+    def cat(conds: Sequence[Conditioning]) -> Conditioning:
+        """Concatenate along the batch."""
+        return Conditioning(torch.cat([c.cross_attn_cond for c in conds]), torch.cat([c.global_cond for c in conds]),
+                            torch.cat([c.prompt_mask for c in conds]), conds[0].global_prompt_from)
 
 
 class TextToAudioModel(nn.Module):
@@ -71,7 +97,13 @@ class TextToAudioModel(nn.Module):
         text, mask = self.conditioners["prompt"](prompts)  # (B, L, D), (B, L)
         seconds, _ = self.conditioners["seconds_total"](seconds_total)  # (B, 1, D)
         text = text.to(device=seconds.device, dtype=seconds.dtype)
-        return Conditioning(torch.cat([text, seconds], dim=1), seconds[:, 0], mask.to(seconds.device))
+        mask = mask.to(seconds.device)
+        glob, prompt_from = seconds[:, 0], None  # (B, D)
+        if self.config.conditioning.pooled_prompt_in_global:
+            weights = mask.to(text.dtype)[..., None]  # (B, L, 1)
+            pooled = (text * weights).sum(1) / weights.sum(1).clamp_min(1.0)  # (B, D)
+            glob, prompt_from = torch.cat([glob, pooled], dim=1), glob.shape[1]  # (B, 2D)
+        return Conditioning(torch.cat([text, seconds], dim=1), glob, mask, prompt_from)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning,
                 exit_layer: int | None = None) -> torch.Tensor:

@@ -51,11 +51,6 @@ class Denoiser(nn.Module):
         return x_t - t[:, None, None].to(v.dtype) * v
 
 
-def _cat_conditioning(conds: list[Conditioning]) -> Conditioning:
-    return Conditioning(torch.cat([c.cross_attn_cond for c in conds]), torch.cat([c.global_cond for c in conds]),
-                        torch.cat([c.prompt_mask for c in conds]))
-
-
 class ARCStage:
     """Generator (`model`, trained in place) and discriminator, their optimizers, schedulers and G's EMA."""
 
@@ -110,12 +105,11 @@ class ARCStage:
             cond = self.model.condition(batch["caption"], batch["seconds_total"].tolist())
         t = sample_t(ac.generator_time, b, generator).to(device)
         x_t = add_noise(x0, torch.randn(x0.shape, generator=generator).to(device), t)  # (B, C, T)
-        cross = cond.cross_attn_cond
+        g_cond = cond
         if grad and ac.cfg_dropout > 0:
-            drop = (torch.rand(b, generator=generator) < ac.cfg_dropout).to(device)
-            cross = torch.where(drop[:, None, None], torch.zeros_like(cross), cross)
+            g_cond = cond.dropped(torch.rand(b, generator=generator) < ac.cfg_dropout)
         with torch.set_grad_enabled(grad):
-            x0_hat = self.generator(x_t, t, cross, cond.global_cond)  # (B, C, T)
+            x0_hat = self.generator(x_t, t, g_cond.cross_attn_cond, g_cond.global_cond)  # (B, C, T)
         s = sample_t(ac.discriminator_time, b, generator).to(device)
         noise = torch.randn(x0.shape, generator=generator).to(device)
         return cond, add_noise(x0, noise, s), add_noise(x0_hat, noise, s), s
@@ -136,7 +130,7 @@ class ARCStage:
         try:
             with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=bf16):
                 cond, real_s, fake_s, s = self._noised_pair(batch, generator, grad=True)
-                scores = self.discriminator(torch.cat([real_s, fake_s]), s.repeat(2), _cat_conditioning([cond, cond]))
+                scores = self.discriminator(torch.cat([real_s, fake_s]), s.repeat(2), Conditioning.cat([cond, cond]))
             real, fake = scores.float().chunk(2)  # (B, 1, P) each
             loss = ac.generator_weight * relativistic_generator_loss(real, fake)
             loss.backward()
@@ -166,7 +160,7 @@ class ARCStage:
                     xs.append(x + ac.penalty_sigma * probe)
                     conds.append(cond)
                     levels.append(s)
-            scores = self.d_module(torch.cat(xs), torch.cat(levels), _cat_conditioning(conds))
+            scores = self.d_module(torch.cat(xs), torch.cat(levels), Conditioning.cat(conds))
         scores = scores.float().split(b)  # each (B, 1, P)
         real, fake = scores[0], scores[1]
         l_r = relativistic_discriminator_loss(real, fake)

@@ -116,7 +116,8 @@ class TrainConfig(JsonConfig):
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b=value` overrides (values parsed with ast.literal_eval, else taken as strings) to a config dict.
+    """Apply `a.b=value` overrides (values parsed as Python literals, then as JSON, else taken as strings) to a
+    config dict.
     Unknown keys raise, naming the valid ones at that level."""
     data = json.loads(json.dumps(data))
     for item in overrides:
@@ -126,7 +127,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            value = raw
+            try:  # JSON spellings: true, false, null
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
         node, parts = data, key.split(".")
         for i, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:

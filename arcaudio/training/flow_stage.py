@@ -31,10 +31,9 @@ class FlowObjective(nn.Module):
 
     def forward(self, x0: torch.Tensor, captions: list[str], seconds: torch.Tensor, t: torch.Tensor,
                 noise: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
-        """x0, noise (B, C, T); t (B,); drop (B,) bool: zero the cross-attention condition (CFG dropout)."""
-        cond = self.model.condition(captions, seconds.tolist())
-        cross = torch.where(drop[:, None, None], torch.zeros_like(cond.cross_attn_cond), cond.cross_attn_cond)
-        v = self.model.dit(add_noise(x0, noise, t), t, cross, cond.global_cond)  # (B, C, T)
+        """x0, noise (B, C, T); t (B,); drop (B,) bool: use the null condition (CFG dropout)."""
+        cond = self.model.condition(captions, seconds.tolist()).dropped(drop)
+        v = self.model.dit(add_noise(x0, noise, t), t, cond.cross_attn_cond, cond.global_cond)  # (B, C, T)
         return F.mse_loss(v.float(), velocity_target(x0, noise).float())
 
 
