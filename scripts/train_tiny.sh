@@ -3,7 +3,7 @@
 # adherence with the analytic probes. Every stage is an ordinary arcaudio command; each is resumable, so the
 # script can be re-run after an interruption and continues where it stopped.
 #
-#   bash scripts/train_tiny.sh [OUT_DIR]          # default runs/tiny; SEED, N_CLIPS, AE_STEPS, FLOW_STEPS override
+#   bash scripts/train_tiny.sh [OUT_DIR]          # default runs/tiny; SEED, N_CLIPS, AE_STEPS, FLOW_STEPS, AE_KL override
 #
 # fp32 on purpose: at these widths, bf16 autocast on this CPU made a flow step ~8x slower, not faster.
 # Encoding with batch 2: on a 2-core CPU the tiny encoder takes 0.07 s/clip at batch 1-2, 0.22 s/clip at batch 16.
@@ -13,6 +13,7 @@ SEED=${SEED:-0}
 N_CLIPS=${N_CLIPS:-2000}
 AE_STEPS=${AE_STEPS:-1200}
 FLOW_STEPS=${FLOW_STEPS:-1500}
+AE_KL=${AE_KL:-1e-6}
 A=${ARCAUDIO:-.venv/bin/arcaudio}
 export HF_HUB_OFFLINE=1
 T0=$(date +%s)
@@ -23,7 +24,7 @@ stamp "synthesise $N_CLIPS procedural clips"
 
 stamp "train the autoencoder ($AE_STEPS steps)"
 $A train --stage autoencoder --model tiny --data "$OUT/synth/manifest.jsonl" --out "$OUT/ae" --seed "$SEED" \
-  --steps "$AE_STEPS" --batch-size 2 --set autoencoder.crop_samples=32768 --set autoencoder.kl_weight=1e-6 \
+  --steps "$AE_STEPS" --batch-size 2 --set autoencoder.crop_samples=32768 --set autoencoder.kl_weight="$AE_KL" \
   --set autoencoder.envelope_weight=1.0 \
   --set optim.lr=1e-3 \
   --set optim.warmup_steps=50 --set optim.schedule=cosine --set "optim.betas=[0.8,0.99]" --set optim.grad_clip=10.0 \
