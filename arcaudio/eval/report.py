@@ -17,7 +17,7 @@ import torch
 
 from ..data.probes import score
 from ..data.synth import make_clip
-from ..generation import generate
+from ..generation import DEFAULTS, generate
 from ..models.text_to_audio import TextToAudioModel
 from .adherence import AdherenceReport, _report, adherence_prompts
 from .distribution import conditional_diversity, frechet_distance, standardiser
@@ -85,8 +85,6 @@ def evaluate_quality(model: TextToAudioModel, name: str = "model", n_prompts: in
         embeddings.append(embed_clips(clips, config.sample_rate))
     z = standardiser(reference)
     generated = np.concatenate(embeddings)
-    from ..generation import DEFAULTS
-
     default_sampler, default_steps, default_cfg = DEFAULTS[config.objective]
     n = len(generated)
     return QualityReport(name=name, sampler=sampler or default_sampler, steps=steps or default_steps,

@@ -97,7 +97,8 @@ class ARCStage:
     # -- one step -------------------------------------------------------------------------------------------------
 
     def _noised_pair(self, batch: dict[str, Any], generator: torch.Generator, grad: bool):
-        """Conditioning, captions, real x0 and G's x0_hat, both re-noised to one level s with one noise draw."""
+        """(conditioning, real x0 re-noised, G's x0_hat re-noised, s): both latents (B, C, T) re-noised to one
+        level s (B,) with one noise draw."""
         device, ac = self.info.device, self.config.arc
         x0 = batch_latents(self.model, batch, device, generator)  # (B, C, T)
         b = x0.shape[0]
