@@ -33,7 +33,7 @@ from .arc_losses import (
     relativistic_generator_loss,
 )
 from .config import TrainConfig
-from .distributed import DistInfo
+from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
 from .flow_stage import batch_latents
 from .optim import build_optimizer, build_scheduler
@@ -71,28 +71,16 @@ class ARCStage:
         self.discriminator.trunk.grad_checkpointing = config.grad_checkpointing
         self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.g_params = [p for p in model.dit.parameters() if p.requires_grad]
-        self.generator = self._ddp(Denoiser(model))
-        self.d_module = self._ddp(self.discriminator)
-        self.optimizer = build_optimizer(self._groups(self.g_params), config.optim)
+        self.generator = wrap_ddp(Denoiser(model), info)
+        self.d_module = wrap_ddp(self.discriminator, info)
+        self.optimizer = build_optimizer(self.g_params, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim)
-        self.d_optimizer = build_optimizer(self._groups(self.d_params), config.optim, lr=ac.discriminator_lr)
+        self.d_optimizer = build_optimizer(self.d_params, config.optim, lr=ac.discriminator_lr)
         self.d_scheduler = build_scheduler(self.d_optimizer, config.steps, config.optim)
         self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
         keys = ["loss", "g_grad_norm", "lr", "d_loss", "d_relativistic", "d_real_minus_fake", "d_contrastive",
                 "d_contrastive_used", "d_grad_norm"] + [k for k in ("r1", "r2") if getattr(ac, f"{k}_weight") > 0]
         self.metrics = dict.fromkeys(keys, float("nan"))
-
-    @staticmethod
-    def _groups(params: list[nn.Parameter]) -> list[dict[str, Any]]:
-        return [{"params": [p for p in params if p.ndim >= 2]},
-                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-
-    def _ddp(self, module: nn.Module) -> nn.Module:
-        if not self.info.enabled:
-            return module
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(module)
 
     # -- one step -------------------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from ..models.text_to_audio import TextToAudioModel
 from .audio_losses import log_envelope_loss, multi_resolution_stft_loss
 from .autoencoder_init import data_dependent_init
 from .config import TrainConfig
-from .distributed import DistInfo
+from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
 from .optim import build_optimizer, build_scheduler
 
@@ -44,14 +44,6 @@ class AutoencoderObjective(nn.Module):
         mean, std = self.autoencoder.encode_moments(audio)
         recon = self.autoencoder.decoder(mean + std * noise)
         return recon, vae_kl(mean, std), mean.detach()
-
-
-def _ddp(module: nn.Module, info: DistInfo) -> nn.Module:
-    if not info.enabled:
-        return module
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(module)
 
 
 class AutoencoderStage:
@@ -73,7 +65,7 @@ class AutoencoderStage:
         model.to(info.device)
         model.requires_grad_(False)
         ae = model.autoencoder.requires_grad_(True).train()
-        self.objective = _ddp(AutoencoderObjective(ae), info)
+        self.objective = wrap_ddp(AutoencoderObjective(ae), info)
         self.optimizer = build_optimizer(ae.parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim)
         self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
@@ -81,7 +73,7 @@ class AutoencoderStage:
         if ac.adversarial_weight > 0:
             disc = MultiScaleDiscriminator(model.config.audio_channels).to(info.device)
             self.discriminator = disc
-            self.d_module = _ddp(disc, info)
+            self.d_module = wrap_ddp(disc, info)
             self.d_optimizer = build_optimizer(disc.parameters(), config.optim, lr=ac.discriminator_lr)
         self.latent_sq = torch.zeros((), dtype=torch.float64)  # running mean of the posterior means' square
         self.latent_count = 0

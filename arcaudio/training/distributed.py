@@ -43,6 +43,15 @@ def init_distributed(device: str | None = None) -> DistInfo:
     return DistInfo(rank, world, local_rank, dev)
 
 
+def wrap_ddp(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """`module` in DistributedDataParallel when running under torchrun, else unchanged."""
+    if not info.enabled:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -17,7 +17,7 @@ from ..checkpoint import save_model
 from ..flow import add_noise, sample_t, velocity_target
 from ..models.text_to_audio import TextToAudioModel
 from .config import TrainConfig
-from .distributed import DistInfo
+from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
 from .optim import build_optimizer, build_scheduler
 
@@ -58,11 +58,7 @@ class FlowStage:
         if prompt.builtin:
             prompt.requires_grad_(text_trainable)
         model.dit.grad_checkpointing = config.grad_checkpointing
-        self.objective: nn.Module = FlowObjective(model)
-        if info.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.objective = DistributedDataParallel(self.objective)
+        self.objective = wrap_ddp(FlowObjective(model), info)
         text_params = [p for p in prompt.parameters() if p.requires_grad]
         text_ids = {id(p) for p in text_params}
         main_params = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
