@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
@@ -106,4 +107,8 @@ def train(config: TrainConfig, run_dir: str | Path, model_overrides: list[str] |
         stage = build_stage(model, config, info, from_scratch=from_scratch)
         return run_training(stage, dataset, config, run_dir, info, collate, progress=progress)
     finally:
+        # DDP modules hold the process group; free them (cycles included) while the interpreter is whole, so
+        # gloo's worker threads are joined here and not torn down at exit (seen as a rare SIGABRT in CI).
+        model = stage = None
+        gc.collect()
         cleanup(info)
