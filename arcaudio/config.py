@@ -37,32 +37,52 @@ class JsonConfig:
         return cls.from_dict(json.loads(text if text.lstrip().startswith("{") else Path(text).read_text()))
 
 
+AUTOENCODER_TYPES = ("oobleck", "spectral")
+
+
 @dataclass
 class AutoencoderConfig:
-    """Oobleck VAE: stereo waveform <-> latents at sample_rate / prod(strides) frames per second."""
+    """A VAE: stereo waveform <-> latents at sample_rate / downsampling_ratio frames per second.
 
+    type "oobleck" (Stable Audio's): convolutions on the waveform, downsampling_ratio = prod(strides).
+    type "spectral" (arcaudio's, for small models trained on a CPU; see models/spectral_autoencoder.py):
+    convolutions on STFT frames of hop_length samples, downsampling_ratio = hop_length * prod(strides).
+    """
+
+    type: str = "oobleck"
     io_channels: int = 2  # audio channels in and out
     channels: int = 128  # base width; block i has channels * c_mults[i]
     c_mults: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
-    strides: list[int] = field(default_factory=lambda: [2, 4, 4, 8, 8])  # product = downsampling ratio
+    strides: list[int] = field(default_factory=lambda: [2, 4, 4, 8, 8])  # time downsampling of each block
     latent_dim: int = 64  # latent channels; the encoder emits 2 * latent_dim (mean | scale)
-    use_snake: bool = True  # SnakeBeta activations (False: ELU)
-    final_tanh: bool = False  # tanh on the decoder output
-    use_nearest_upsample: bool = False  # decoder upsamples by nearest neighbour + conv, not a transposed conv
+    use_snake: bool = True  # oobleck: SnakeBeta activations (False: ELU)
+    final_tanh: bool = False  # oobleck: tanh on the decoder output
+    use_nearest_upsample: bool = False  # oobleck: upsample by nearest neighbour + conv, not a transposed conv
+    n_fft: int = 2048  # spectral: STFT size (Hann window)
+    hop_length: int = 512  # spectral: STFT hop, samples per frame
     latent_scale: float = 1.0  # latents seen by the DiT = autoencoder latents / latent_scale
 
     @property
     def downsampling_ratio(self) -> int:
-        return math.prod(self.strides)
+        frames = math.prod(self.strides)
+        return frames * self.hop_length if self.type == "spectral" else frames
 
     def validate(self) -> None:
+        if self.type not in AUTOENCODER_TYPES:
+            raise ValueError(f"autoencoder.type {self.type!r} is not one of {AUTOENCODER_TYPES}")
         if len(self.c_mults) != len(self.strides):
             raise ValueError(f"autoencoder.c_mults {self.c_mults} and autoencoder.strides {self.strides} "
                              "must have the same length")
         if any(s < 1 for s in self.strides) or any(m < 1 for m in self.c_mults):
             raise ValueError(f"autoencoder strides {self.strides} and c_mults {self.c_mults} must be >= 1")
         _positive("autoencoder", io_channels=self.io_channels, channels=self.channels, latent_dim=self.latent_dim,
-                  latent_scale=self.latent_scale)
+                  latent_scale=self.latent_scale, n_fft=self.n_fft, hop_length=self.hop_length)
+        if self.type == "spectral":
+            if any(s % 2 for s in self.strides):
+                raise ValueError(f"autoencoder.strides {self.strides} must be even for a spectral autoencoder")
+            if self.n_fft % self.hop_length or self.n_fft < 2 * self.hop_length:
+                raise ValueError(f"autoencoder.n_fft {self.n_fft} must be a multiple of at least twice "
+                                 f"autoencoder.hop_length {self.hop_length} (overlap-add needs overlap)")
 
 
 @dataclass
@@ -273,7 +293,16 @@ def _tiny() -> ModelConfig:
     )
 
 
-PRESETS = {"sao-small": _sao_small, "tiny": _tiny}
+def _tiny_spectral() -> ModelConfig:
+    """`tiny` with the spectral autoencoder (STFT 2048 / hop 512, 4x frame downsampling: still 64 latent
+    frames of 32 channels): the model the project trains from nothing on a CPU in minutes."""
+    config = _tiny()
+    config.autoencoder = AutoencoderConfig(type="spectral", channels=192, c_mults=[1, 1], strides=[2, 2],
+                                           latent_dim=32, n_fft=2048, hop_length=512)
+    return config
+
+
+PRESETS = {"sao-small": _sao_small, "tiny": _tiny, "tiny-spectral": _tiny_spectral}
 
 
 def preset(name: str) -> ModelConfig:

@@ -197,6 +197,9 @@ def model_config_to_sao(config: ModelConfig) -> dict[str, Any]:
     if config.conditioning.prompt.arch is not None:
         raise ValueError("a model with a built-in text encoder (conditioning.prompt.arch) has no stable-audio-tools "
                          "config; stable-audio-tools loads T5 by name")
+    if config.autoencoder.type != "oobleck":
+        raise ValueError(f"autoencoder.type {config.autoencoder.type!r} has no stable-audio-tools equivalent "
+                         "(only 'oobleck' does)")
     if config.conditioning.pooled_prompt_in_global:
         raise ValueError("conditioning.pooled_prompt_in_global has no stable-audio-tools equivalent")
     ae, dit, cond = config.autoencoder, config.dit, config.conditioning

@@ -134,7 +134,7 @@ def vae_kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 
 
 class AudioAutoencoder(nn.Module):
-    """Oobleck encoder + VAE bottleneck + decoder.
+    """Encoder + VAE bottleneck + decoder: Oobleck's, or the spectral ones (`config.type`).
 
     `encode` maps audio (B, io_channels, L), L a multiple of the downsampling ratio, to latents
     (B, latent_dim, L / ratio) divided by `latent_scale`; `decode` inverts it.
@@ -143,8 +143,12 @@ class AudioAutoencoder(nn.Module):
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
         self.config = config
-        self.encoder = OobleckEncoder(config)
-        self.decoder = OobleckDecoder(config)
+        if config.type == "spectral":
+            from .spectral_autoencoder import SpectralDecoder, SpectralEncoder
+
+            self.encoder, self.decoder = SpectralEncoder(config), SpectralDecoder(config)
+        else:
+            self.encoder, self.decoder = OobleckEncoder(config), OobleckDecoder(config)
 
     @property
     def downsampling_ratio(self) -> int:
@@ -157,7 +161,7 @@ class AudioAutoencoder(nn.Module):
         if audio.shape[-1] % self.downsampling_ratio:
             raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the downsampling ratio "
                              f"{self.downsampling_ratio}; pad or crop it first")
-        dtype = self.encoder.layers[0].weight_v.dtype
+        dtype = next(self.encoder.parameters()).dtype
         return vae_moments(self.encoder(audio.to(dtype)))
 
     def encode(self, audio: torch.Tensor, sample: bool = True,
@@ -174,5 +178,5 @@ class AudioAutoencoder(nn.Module):
         """latents (B, latent_dim, T) -> audio (B, io_channels, T * ratio)."""
         if latents.ndim != 3 or latents.shape[1] != self.config.latent_dim:
             raise ValueError(f"latents must be (batch, {self.config.latent_dim}, frames), got {tuple(latents.shape)}")
-        dtype = self.decoder.layers[0].weight_v.dtype
+        dtype = next(self.decoder.parameters()).dtype
         return self.decoder((latents * self.config.latent_scale).to(dtype))

@@ -48,11 +48,13 @@ class AutoencoderObjective(nn.Module):
 
 class AutoencoderStage:
     """Optimizers and EMA of an autoencoder run. `from_scratch`: the weights are fresh, so with
-    `autoencoder.data_init` the first step first rescales the conv gains on its batch (`data_dependent_init`)."""
+    `autoencoder.data_init` the first step first rescales the conv gains on its batch (`data_dependent_init`;
+    Oobleck only: the spectral autoencoder is normalised by construction)."""
 
     def __init__(self, model: TextToAudioModel, config: TrainConfig, info: DistInfo, from_scratch: bool = False):
         self.model, self.config, self.info = model, config, info
-        self.data_init = from_scratch and config.autoencoder.data_init
+        self.data_init = (from_scratch and config.autoencoder.data_init
+                          and model.config.autoencoder.type == "oobleck")
         ac = config.autoencoder
         ratio = model.config.autoencoder.downsampling_ratio
         if ac.crop_samples % ratio:
