@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from .models.text_to_audio import TextToAudioModel
-from .sampling import SAMPLERS, Callback, cfg_velocity
+from .sampling import SAMPLERS, Callback, batch_randn, cfg_velocity
 
 DEFAULTS = {  # objective -> (sampler, steps, cfg_scale)
     "rf_denoiser": ("pingpong", 8, 1.0),
@@ -23,7 +23,8 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     """Generate one clip per prompt, all in one batch.
 
     Defaults follow the model's objective: ping-pong, 8 steps, no CFG for post-trained (`rf_denoiser`) models;
-    Euler, 50 steps, CFG 6 for pre-trained flows. `seconds` defaults to the model's full window.
+    Euler, 50 steps, CFG 6 for pre-trained flows. `seconds` defaults to the model's full window. Clip i draws its
+    noise from seed `seed + i` alone, so it is the same whichever prompts share its batch.
     Returns a list of (channels, round(seconds * sample_rate)) float tensors on the model's device.
     """
     config = model.config
@@ -47,15 +48,13 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     device = model.device
     dtype = model.dit.preprocess_conv.weight.dtype
     cond = model.condition(prompts, seconds)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(len(prompts))]
     shape = (len(prompts), config.dit.io_channels, config.latent_length)
-    x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)  # (B, C, T) at t = 1
+    x = batch_randn(shape, generators, device, dtype)  # (B, C, T) at t = 1
     ts = schedule_fn(steps)
 
     model_fn = cfg_velocity(model, cond, cfg_scale)
-    if device.type != "cpu":  # re-noising draws on the model's device, seeded from the CPU generator
-        generator = torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-    latents = sample_fn(model_fn, x, ts, generator=generator, callback=callback)  # (B, C, T)
+    latents = sample_fn(model_fn, x, ts, generator=generators, callback=callback)  # (B, C, T)
     audio = model.autoencoder.decode(latents).float()  # (B, channels, sample_size)
     length = round(seconds * config.sample_rate)
     return [clip[:, :length] for clip in audio]

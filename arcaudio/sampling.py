@@ -2,12 +2,13 @@
 
 All share one signature, `sample_<name>(model_fn, x, ts, *, generator=None, callback=None)`, where `x` is the
 starting point at time ts[0] (pure noise when ts[0] = 1) and `ts` runs down to 0. Conditioning is bound into
-`model_fn` by the caller (see `cfg_velocity`).
+`model_fn` by the caller (see `cfg_velocity`). `generator` is one torch.Generator for the batch, or one per batch
+item (item i's noise then depends on generator i only: per-clip reproducibility whatever the batch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -15,6 +16,20 @@ from .flow import add_noise, x0_from_velocity
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor], None]
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def batch_randn(shape: Sequence[int], generator: Generators, device: torch.device | str,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise of `shape` (B, ...) on `device`: from one generator, or item i from generator[i].
+    Each draw happens where its generator lives (e.g. a CPU generator for GPU sampling), then moves to `device`."""
+    if generator is None or isinstance(generator, torch.Generator):
+        where = generator.device if generator is not None else device
+        return torch.randn(tuple(shape), generator=generator, device=where, dtype=dtype).to(device)
+    if len(generator) != shape[0]:
+        raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}; give one, or one per item")
+    items = [torch.randn(tuple(shape[1:]), generator=g, device=g.device, dtype=dtype) for g in generator]
+    return torch.stack(items).to(device)  # (B, ...)
 
 
 def pingpong_schedule(steps: int, logsnr_min: float = -6.0, logsnr_max: float = 2.0) -> torch.Tensor:
@@ -38,7 +53,7 @@ def _check_steps(steps: int) -> None:
 
 
 def sample_pingpong(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
-                    generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
+                    generator: Generators = None, callback: Callback | None = None) -> torch.Tensor:
     """Ping-pong sampling (Novack et al. 2025, ARC): denoise to x0_hat = x - t v, then re-noise to the next time
     with fresh noise; the last step returns x0_hat."""
     for i in range(len(ts) - 1):
@@ -46,7 +61,7 @@ def sample_pingpong(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
         x0_hat = x0_from_velocity(x, t, model_fn(x, t))
         t_next = float(ts[i + 1])
         if t_next > 0:
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noise = batch_randn(x.shape, generator, x.device, x.dtype)
             x = add_noise(x0_hat, noise, torch.full_like(t, t_next))
         else:
             x = x0_hat
@@ -56,7 +71,7 @@ def sample_pingpong(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
 
 
 def sample_euler(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
-                 generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
+                 generator: Generators = None, callback: Callback | None = None) -> torch.Tensor:
     """Euler integration of the flow ODE dx/dt = v: x <- x + (t_next - t) v. `generator` is unused."""
     for i in range(len(ts) - 1):
         t = torch.full((x.shape[0],), float(ts[i]), device=x.device)

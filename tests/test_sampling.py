@@ -80,3 +80,16 @@ def test_training_time_samplers():
     assert abs(float(torch.logit(ln).mean())) < 0.05 and abs(float(torch.logit(ln).std()) - 1) < 0.05
     with pytest.raises(ValueError, match="unknown time sampler 'cosine'"):
         sample_t("cosine", 2)
+
+
+def test_batch_randn_draws_each_item_from_its_own_generator():
+    from arcaudio.sampling import batch_randn
+
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    got = batch_randn((2, 5, 7), gens, "cpu")
+    want = torch.stack([torch.randn(5, 7, generator=torch.Generator().manual_seed(s)) for s in (3, 4)])
+    assert torch.equal(got, want)
+    one = batch_randn((2, 5, 7), torch.Generator().manual_seed(3), "cpu")
+    assert torch.equal(one, torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="got 2 generators for a batch of 3"):
+        batch_randn((3, 5), gens, "cpu")
