@@ -3,6 +3,7 @@
     arcaudio info sao-small                      # config and parameter counts, built on the meta device
     arcaudio generate tiny "a dog barking" --steps 8 --sampler pingpong --out out/
     arcaudio convert model_dir model.safetensors  # stable-audio-tools -> arcaudio (or --to sao)
+    arcaudio bench sao-small --dtype fp32 bf16    # time each stage of generation
     arcaudio demo                                 # what `make demo` runs
 
 Each subcommand lives in its own module with an `add_parser(subparsers)` function.
@@ -14,9 +15,9 @@ import argparse
 import logging
 import sys
 
-from . import arc, encode, evaluate, generate, models, synth, train
+from . import arc, bench, encode, evaluate, generate, models, synth, train
 
-COMMANDS = [models, generate, train, arc, encode, synth, evaluate]
+COMMANDS = [models, generate, bench, train, arc, encode, synth, evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,147 @@
+"""Timing of text -> audio, stage by stage: text encoder, each DiT step, decoder, total; medians over repeats.
+
+Random weights time the same as trained ones, so a preset is enough. A preset whose prompt encoder is an external
+pre-trained T5 (`sao-small`) gets a random stand-in of the same shape (`t5-base`: 12 layers, d_model 768, d_ff
+3072), tokenised byte-level: its compute per token is that of T5-base.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .config import ModelConfig, T5ArchConfig
+from .generation import DEFAULTS
+from .loading import build_model, load_config
+from .models.text_to_audio import TextToAudioModel
+from .sampling import SAMPLERS, batch_randn, cfg_velocity
+
+BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # no fp16: ~100x slower than fp32 on these CPUs
+
+
+@dataclass
+class BenchResult:
+    """Medians over repeats, in seconds, for one batch of `batch` clips of `seconds` each."""
+
+    model: str
+    device: str
+    dtype: str
+    batch: int
+    seconds: float
+    steps: int
+    sampler: str
+    cfg_scale: float
+    text_s: float
+    dit_step_s: float  # one sampler step (both CFG branches when cfg_scale != 1)
+    sampling_s: float  # every step, with the sampler's own work
+    decoder_s: float
+    total_s: float
+    peak_memory_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set so far
+    repeats: int
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio made per second of compute (higher is faster)."""
+        return self.batch * self.seconds / self.total_s
+
+    def table(self) -> str:
+        rows = [("text encoder", self.text_s), ("DiT step", self.dit_step_s),
+                (f"sampling ({self.steps} steps)", self.sampling_s), ("decoder", self.decoder_s),
+                ("total", self.total_s)]
+        head = (f"{self.model} on {self.device}, {self.dtype}, batch {self.batch}, {self.seconds:.2f} s, "
+                f"{self.sampler} {self.steps} steps, CFG {self.cfg_scale:g}; medians of {self.repeats}")
+        lines = [head] + [f"  {name:<22}{value * 1000:>10.1f} ms" for name, value in rows]
+        lines.append(f"  real-time factor {self.realtime_factor:.1f}x, peak memory {self.peak_memory_mb:.0f} MB")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "realtime_factor": self.realtime_factor}
+
+
+def bench_model(source: str, device: str = "cpu", dtype: str = "fp32") -> TextToAudioModel:
+    """A random-weight model of a preset or checkpoint config; an external T5 gets a T5-base-sized stand-in."""
+    if dtype not in BENCH_DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {sorted(BENCH_DTYPES)}")
+    config: ModelConfig = load_config(source)
+    if config.conditioning.prompt.arch is None:
+        config.conditioning.prompt.arch = T5ArchConfig(d_model=config.conditioning.cond_dim)  # T5-base otherwise
+    model = build_model(config.validate())
+    return model.to(device=device, dtype=BENCH_DTYPES[dtype]).eval()
+
+
+def _now(device: torch.device) -> float:
+    """perf_counter after the device has finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+class _StepClock:
+    """A sampler callback recording each step's wall time."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.times, self.last = device, [], 0.0
+
+    def start(self) -> None:
+        self.last = _now(self.device)
+
+    def __call__(self, i: int, x: torch.Tensor) -> None:
+        now = _now(self.device)
+        self.times.append(now - self.last)
+        self.last = now
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@torch.no_grad()
+def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seconds: float | None = None,
+              steps: int | None = None, sampler: str | None = None, cfg_scale: float | None = None,
+              repeats: int = 3, warmup: int = 1) -> BenchResult:
+    """Time `warmup` + `repeats` generations of `batch` clips, stage by stage, on the model's device and dtype."""
+    if repeats < 1 or warmup < 0 or batch < 1:
+        raise ValueError(f"need repeats >= 1, warmup >= 0, batch >= 1; got {repeats}, {warmup}, {batch}")
+    config = model.config
+    seconds = config.max_seconds if seconds is None else float(seconds)
+    default_sampler, default_steps, default_cfg = DEFAULTS[config.objective]
+    sampler, steps = sampler or default_sampler, steps or default_steps
+    cfg_scale = default_cfg if cfg_scale is None else cfg_scale
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+    sample_fn, schedule_fn = SAMPLERS[sampler]
+    device, dtype = model.device, model.dit.preprocess_conv.weight.dtype
+    prompts = [f"benchmark prompt number {i}: a short burst of sound" for i in range(batch)]
+    shape = (batch, config.dit.io_channels, config.latent_length)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times: dict[str, list[float]] = {"text": [], "step": [], "sampling": [], "decoder": [], "total": []}
+
+    for run in range(warmup + repeats):
+        steps_clock = _StepClock(device)
+        t0 = _now(device)
+        cond = model.condition(prompts, seconds)
+        t1 = _now(device)
+        x = batch_randn(shape, torch.Generator().manual_seed(run), device, dtype)
+        steps_clock.start()
+        latents = sample_fn(cfg_velocity(model, cond, cfg_scale), x, schedule_fn(steps),
+                            generator=torch.Generator().manual_seed(run), callback=steps_clock)
+        t2 = _now(device)
+        model.autoencoder.decode(latents)
+        t3 = _now(device)
+        if run >= warmup:
+            times["text"].append(t1 - t0)
+            times["step"].append(statistics.median(steps_clock.times))
+            times["sampling"].append(t2 - t1)
+            times["decoder"].append(t3 - t2)
+            times["total"].append(t3 - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return BenchResult(name, str(device), str(dtype).removeprefix("torch."), batch, seconds, steps, sampler,
+                       float(cfg_scale), med["text"], med["step"], med["sampling"], med["decoder"], med["total"],
+                       _peak_memory_mb(device), repeats)

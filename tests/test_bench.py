@@ -1,0 +1,43 @@
+"""`arcaudio bench`: every stage timed, the parts add up, an external T5 replaced by a T5-base-sized stand-in."""
+
+import json
+
+import pytest
+
+from arcaudio.bench import bench_model, benchmark
+from arcaudio.cli import main
+
+
+def test_bench_model_gives_an_external_t5_a_t5_base_sized_stand_in(sat_dir):
+    model = bench_model(str(sat_dir))
+    arch = model.config.conditioning.prompt.arch
+    assert model.conditioners["prompt"].builtin
+    assert (arch.d_model, arch.num_layers, arch.d_ff, arch.num_heads) == (768, 12, 3072, 12)
+
+
+def test_benchmark_times_every_stage_and_the_parts_add_up():
+    model = bench_model("tiny")
+    result = benchmark(model, "tiny", batch=2, seconds=1.0, steps=2, sampler="pingpong", cfg_scale=1.0,
+                       repeats=2, warmup=0)
+    assert (result.batch, result.steps, result.sampler, result.dtype) == (2, 2, "pingpong", "float32")
+    assert min(result.text_s, result.dit_step_s, result.decoder_s) > 0
+    assert result.dit_step_s * 2 <= result.sampling_s + 1e-6  # two steps: median = mean, inside sampling
+    parts = result.text_s + result.sampling_s + result.decoder_s
+    assert parts <= result.total_s * 1.05 + 1e-3  # with 2 repeats, medians are means: parts <= total exactly
+    assert result.realtime_factor == pytest.approx(2 * 1.0 / result.total_s)
+    assert result.peak_memory_mb > 0
+
+
+def test_bench_command_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "tiny", "--steps", "2", "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    assert "DiT step" in capsys.readouterr().out
+    (row,) = json.loads(out.read_text())
+    assert row["model"] == "tiny" and row["steps"] == 2 and row["realtime_factor"] > 0
+
+
+def test_bench_refuses_fp16_and_bad_repeats():
+    with pytest.raises(ValueError, match="dtype 'fp16'"):
+        bench_model("tiny", dtype="fp16")
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        benchmark(bench_model("tiny"), repeats=0)
