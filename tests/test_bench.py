@@ -41,3 +41,21 @@ def test_bench_refuses_fp16_and_bad_repeats():
         bench_model("tiny", dtype="fp16")
     with pytest.raises(ValueError, match="repeats >= 1"):
         benchmark(bench_model("tiny"), repeats=0)
+
+
+def test_int8_quantises_the_dit_linears_and_keeps_its_output():
+    import torch
+
+    from arcaudio.bench import quantize_dit
+
+    int8 = bench_model("tiny", dtype="int8")
+    assert not any(type(m) is torch.nn.Linear for m in int8.dit.modules())
+    assert benchmark(int8, steps=1, repeats=1, warmup=0).dtype == "int8 DiT linears, float32 elsewhere"
+    model = bench_model("tiny")
+    x, t = torch.randn(1, 32, 64), torch.tensor([0.5])
+    with torch.no_grad():
+        cond = model.condition(["a"], 2.0)
+        a = model(x, t, cond)
+        b = quantize_dit(model)(x, t, cond)
+    assert not torch.equal(a, b)
+    assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99

@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "over repeats after warm-up, with the real-time factor and peak memory.")
     p.add_argument("model", nargs="?", default="sao-small", help="preset or checkpoint (its config only)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    p.add_argument("--dtype", nargs="+", default=["fp32"], choices=["fp32", "bf16", "int8"],
+                   help="int8: the DiT's linear layers dynamically quantised (CPU)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seconds", type=float, help="default: the model's window")
     p.add_argument("--steps", type=int)
