@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .config import ModelConfig, T5ArchConfig
-from .generation import DEFAULTS
+from .generation import resolve_seconds, sampling_settings
 from .loading import build_model, load_config
 from .models.text_to_audio import TextToAudioModel
-from .sampling import SAMPLERS, batch_randn, cfg_velocity
+from .sampling import batch_randn, cfg_velocity
 
 # no fp16: ~100x slower than fp32 on these CPUs. int8: fp32 model, DiT linear layers dynamically quantised (CPU)
 BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.float32}
@@ -67,13 +67,13 @@ def bench_model(source: str, device: str = "cpu", dtype: str = "fp32") -> TextTo
     """A random-weight model of a preset or checkpoint config; an external T5 gets a T5-base-sized stand-in."""
     if dtype not in BENCH_DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(BENCH_DTYPES)}")
+    if dtype == "int8" and not str(device).startswith("cpu"):
+        raise ValueError(f"int8 dynamic quantisation runs on the CPU, not {device!r}")
     config: ModelConfig = load_config(source)
     if config.conditioning.prompt.arch is None:
         config.conditioning.prompt.arch = T5ArchConfig(d_model=config.conditioning.cond_dim)  # T5-base otherwise
     model = build_model(config.validate()).to(device=device, dtype=BENCH_DTYPES[dtype]).eval()
     if dtype == "int8":
-        if not str(device).startswith("cpu"):
-            raise ValueError(f"int8 dynamic quantisation runs on the CPU, not {device!r}")
         quantize_dit(model)
     return model
 
@@ -121,13 +121,8 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
     if repeats < 1 or warmup < 0 or batch < 1:
         raise ValueError(f"need repeats >= 1, warmup >= 0, batch >= 1; got {repeats}, {warmup}, {batch}")
     config = model.config
-    seconds = config.max_seconds if seconds is None else float(seconds)
-    default_sampler, default_steps, default_cfg = DEFAULTS[config.objective]
-    sampler, steps = sampler or default_sampler, steps or default_steps
-    cfg_scale = default_cfg if cfg_scale is None else cfg_scale
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
-    sample_fn, schedule_fn = SAMPLERS[sampler]
+    seconds = resolve_seconds(config, seconds)
+    settings = sampling_settings(config.objective, sampler, steps, cfg_scale)
     device, dtype = model.device, model.dit.preprocess_conv.weight.dtype
     prompts = [f"benchmark prompt number {i}: a short burst of sound" for i in range(batch)]
     shape = (batch, config.dit.io_channels, config.latent_length)
@@ -142,8 +137,9 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
         t1 = _now(device)
         x = batch_randn(shape, torch.Generator().manual_seed(run), device, dtype)
         steps_clock.start()
-        latents = sample_fn(cfg_velocity(model, cond, cfg_scale), x, schedule_fn(steps),
-                            generator=torch.Generator().manual_seed(run), callback=steps_clock)
+        latents = settings.sample_fn(cfg_velocity(model, cond, settings.cfg_scale), x,
+                                     settings.schedule_fn(settings.steps),
+                                     generator=torch.Generator().manual_seed(run), callback=steps_clock)
         t2 = _now(device)
         model.autoencoder.decode(latents)
         t3 = _now(device)
@@ -157,6 +153,6 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
     dtype_name = str(dtype).removeprefix("torch.")
     if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.dit.modules()):
         dtype_name = f"int8 DiT linears, {dtype_name} elsewhere"
-    return BenchResult(name, str(device), dtype_name, batch, seconds, steps, sampler,
-                       float(cfg_scale), med["text"], med["step"], med["sampling"], med["decoder"], med["total"],
+    return BenchResult(name, str(device), dtype_name, batch, seconds, settings.steps, settings.sampler,
+                       settings.cfg_scale, med["text"], med["step"], med["sampling"], med["decoder"], med["total"],
                        _peak_memory_mb(device), repeats)

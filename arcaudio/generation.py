@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -14,6 +15,35 @@ DEFAULTS = {  # objective -> (sampler, steps, cfg_scale)
     "rf_denoiser": ("pingpong", 8, 1.0),
     "rectified_flow": ("euler", 50, 6.0),
 }
+
+
+class SamplingSettings(NamedTuple):
+    sampler: str
+    sample_fn: Callable
+    schedule_fn: Callable
+    steps: int
+    cfg_scale: float
+
+
+def sampling_settings(objective: str, sampler: str | None = None, steps: int | None = None,
+                      cfg_scale: float | None = None) -> SamplingSettings:
+    """The sampler, steps and CFG scale asked for, each defaulting to the objective's (`DEFAULTS`)."""
+    default_sampler, default_steps, default_cfg = DEFAULTS[objective]
+    sampler = sampler or default_sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+    sample_fn, schedule_fn = SAMPLERS[sampler]
+    steps = default_steps if steps is None else steps
+    cfg_scale = default_cfg if cfg_scale is None else float(cfg_scale)
+    return SamplingSettings(sampler, sample_fn, schedule_fn, steps, cfg_scale)
+
+
+def resolve_seconds(config, seconds: float | None) -> float:
+    """`seconds`, or the model's full window when None; refused outside (0, max_seconds]."""
+    seconds = config.max_seconds if seconds is None else float(seconds)
+    if not (math.isfinite(seconds) and 0 < seconds <= config.max_seconds):
+        raise ValueError(f"seconds must be in (0, {config.max_seconds:.2f}] for this model, got {seconds}")
+    return seconds
 
 
 @torch.no_grad()
@@ -34,16 +64,8 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     for p in prompts:
         if not isinstance(p, str) or not p.strip():
             raise ValueError(f"prompts must be non-empty strings, got {p!r}")
-    seconds = config.max_seconds if seconds is None else float(seconds)
-    if not (math.isfinite(seconds) and 0 < seconds <= config.max_seconds):
-        raise ValueError(f"seconds must be in (0, {config.max_seconds:.2f}] for this model, got {seconds}")
-    default_sampler, default_steps, default_cfg = DEFAULTS[config.objective]
-    sampler = sampler or default_sampler
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
-    sample_fn, schedule_fn = SAMPLERS[sampler]
-    steps = default_steps if steps is None else steps
-    cfg_scale = default_cfg if cfg_scale is None else float(cfg_scale)
+    seconds = resolve_seconds(config, seconds)
+    settings = sampling_settings(config.objective, sampler, steps, cfg_scale)
 
     device = model.device
     dtype = model.dit.preprocess_conv.weight.dtype
@@ -51,10 +73,9 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(len(prompts))]
     shape = (len(prompts), config.dit.io_channels, config.latent_length)
     x = batch_randn(shape, generators, device, dtype)  # (B, C, T) at t = 1
-    ts = schedule_fn(steps)
-
-    model_fn = cfg_velocity(model, cond, cfg_scale)
-    latents = sample_fn(model_fn, x, ts, generator=generators, callback=callback)  # (B, C, T)
+    model_fn = cfg_velocity(model, cond, settings.cfg_scale)
+    latents = settings.sample_fn(model_fn, x, settings.schedule_fn(settings.steps), generator=generators,
+                                 callback=callback)  # (B, C, T)
     audio = model.autoencoder.decode(latents).float()  # (B, channels, sample_size)
     length = round(seconds * config.sample_rate)
     return [clip[:, :length] for clip in audio]
