@@ -127,7 +127,30 @@ def save_safetensors(path: str | Path, state_dict: Mapping[str, torch.Tensor],
     from safetensors.torch import save_file
 
     tensors = _untied(state_dict)
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+    def write(tmp: str) -> None:
+        save_file(tensors, tmp, metadata=metadata)
+        _canonicalise_header(tmp)
+
+    return atomic_write(path, write)
+
+
+def _canonicalise_header(path: str) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys, so that equal tensors and metadata give equal
+    bytes (the writer's key order varies from run to run). The tensor data is left as it is."""
+    import struct
+
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        canonical += b" " * (-len(canonical) % 8)  # the data must stay 8-byte aligned
+        tmp = path + ".h"
+        with open(tmp, "wb") as out:
+            out.write(struct.pack("<Q", len(canonical)) + canonical)
+            while chunk := f.read(1 << 24):
+                out.write(chunk)
+    os.replace(tmp, path)
 
 
 def save_model(model: nn.Module, path: str | Path) -> Path:

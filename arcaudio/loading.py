@@ -1,6 +1,7 @@
 """`arcaudio.load`: a preset, an arcaudio checkpoint, or a stable-audio-tools checkpoint -> TextToAudioModel.
 
 Accepted sources:
+- `default`: the built-in trained model shipped in the package (arcaudio/weights/, see its MODEL_CARD.md);
 - a preset name (`sao-small`, `tiny`): random weights;
 - an arcaudio `.safetensors` file (config in its metadata);
 - a stable-audio-tools folder with `model_config.json` and `model.safetensors` or `model.ckpt`, or such a weights
@@ -22,6 +23,13 @@ from .models.conditioners import load_pretrained_t5
 from .models.text_to_audio import TextToAudioModel
 
 SAO_WEIGHT_NAMES = ("model.safetensors", "model.ckpt")
+DEFAULT_MODEL = "default"
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
+
+
+def model_names() -> list[str]:
+    """Every name `load` accepts besides paths: the built-in trained model, then the presets (random weights)."""
+    return [DEFAULT_MODEL, *sorted(PRESETS)]
 
 
 @dataclass
@@ -35,12 +43,17 @@ class ModelSource:
 
 def resolve_source(path_or_preset: str | Path) -> ModelSource:
     """Find the config and weights file of a preset name or a path; raise a clear error when neither fits."""
+    if str(path_or_preset) == DEFAULT_MODEL:
+        if not DEFAULT_WEIGHTS.is_file():
+            raise FileNotFoundError(f"the built-in model's weights are missing ({DEFAULT_WEIGHTS}); reinstall "
+                                    "arcaudio, or rebuild them with scripts/train_default.sh")
+        return resolve_source(DEFAULT_WEIGHTS)
     path = Path(path_or_preset).expanduser()
     if not path.exists():
         if str(path_or_preset) in PRESETS:
             return ModelSource(preset(str(path_or_preset)), None, "preset")
-        raise FileNotFoundError(f"{str(path_or_preset)!r} is neither an existing file or folder nor a preset "
-                                f"(presets: {sorted(PRESETS)})")
+        raise FileNotFoundError(f"{str(path_or_preset)!r} is neither an existing file or folder nor a model name "
+                                f"({model_names()})")
     if path.is_dir():
         if (path / "model_config.json").is_file():
             for name in SAO_WEIGHT_NAMES:

@@ -89,10 +89,15 @@ def cfg_velocity(model, cond, cfg_scale: float = 1.0) -> VelocityFn:
 
     With cfg_scale != 1: v = v_uncond + cfg_scale * (v_cond - v_uncond), where the unconditional branch is
     `cond.null()`: cross-attention tokens zeroed and the seconds condition kept, as in stable-audio-tools.
+    A model with `with_context_cache` (TextToAudioModel) gets its cross-attention keys and values computed here,
+    once, instead of at every call.
     """
+    cache = getattr(model, "with_context_cache", None)  # cross-attention K/V once per generation, not per step
     if cfg_scale == 1.0:
+        cond = cache(cond) if cache else cond
         return lambda x, t: model(x, t, cond)
     both = type(cond).cat([cond, cond.null()])
+    both = cache(both) if cache else both
 
     def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)

@@ -4,7 +4,7 @@
 # script can be re-run after an interruption and continues where it stopped.
 #
 #   bash scripts/train_tiny.sh [OUT_DIR]    # default runs/tiny
-#   environment overrides: SEED, N_CLIPS, AE_STEPS, AE_BATCH, AE_LR, AE_KL, FLOW_STEPS, CFG
+#   environment overrides: SEED, N_CLIPS, AE_STEPS, AE_BATCH, AE_LR, AE_KL, FLOW_STEPS, CFG, SKIP_EVAL=1 (train only)
 #
 # The model is the `tiny-spectral` preset: its STFT-domain autoencoder learns smooth latents and keeps stereo
 # position, loudness and envelope in CPU minutes, where the waveform (Oobleck) one of `tiny` does not
@@ -45,6 +45,7 @@ $A train --stage flow --model "$OUT/ae/model.safetensors" --data "$OUT/latents" 
   --set optim.schedule=cosine --set flow.time_sampler=uniform --set flow.cfg_dropout=0.1 --set log_every=25 \
   --set checkpoint_every=250 --no-progress
 stamp "training done"
+[ "${SKIP_EVAL:-0}" = 1 ] && exit 0
 
 $A adherence "$OUT/ae/model.safetensors" --reconstruction --n 100
 $A adherence "$OUT/flow/model.safetensors" --n 100 --style train --steps 50 --sampler euler --cfg-scale "$CFG"

@@ -3,8 +3,9 @@
 import json
 
 import pytest
+import torch
 
-from arcaudio.bench import bench_model, benchmark
+from arcaudio.bench import bench_model, benchmark, int8_agreement
 from arcaudio.cli import main
 
 
@@ -59,3 +60,16 @@ def test_int8_quantises_the_dit_linears_and_keeps_its_output():
         b = quantize_dit(model)(x, t, cond)
     assert not torch.equal(a, b)
     assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99
+
+
+def test_int8_agreement_compares_the_same_seeds_and_leaves_the_model_fp32(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = bench_model("tiny")
+    result = int8_agreement(model, ["a hum", "a hiss"], seconds=0.5, steps=2, sampler="pingpong")
+    assert result["clips"] == 2 and 0.9 < result["latent_cosine_min"] <= result["latent_cosine"] <= 1.0 + 1e-6
+    assert 5 < result["audio_snr_db_min"] <= result["audio_snr_db"] < 200
+    assert not any("quantized" in type(m).__module__ for m in model.dit.modules())
+    assert main(["bench", "tiny", "--agreement", "--seconds", "0.5", "--steps", "2", "--json",
+                 str(tmp_path / "a.json")]) == 0
+    assert "latent cosine" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "a.json").read_text())) >= {"latent_cosine", "audio_snr_db"}

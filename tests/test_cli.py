@@ -42,7 +42,7 @@ def test_generate_errors_are_clear(tmp_path, capsys):
     assert main(["generate", "tiny", "   ", "--out", str(tmp_path)]) == 2
     assert "prompts must be non-empty strings" in capsys.readouterr().err
     assert main(["info", "not-a-model"]) == 2
-    assert "neither an existing file or folder nor a preset" in capsys.readouterr().err
+    assert "neither an existing file or folder nor a model name" in capsys.readouterr().err
 
 
 def test_generate_is_reproducible_and_cfg_one_is_conditional():

@@ -13,6 +13,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.agreement:
+        return _agreement(args)
     results = []
     for dtype in args.dtype:
         model = bench_model(args.model, device=args.device, dtype=dtype)
@@ -24,6 +26,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
+    return 0
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    from ..bench import bench_model, int8_agreement
+    from ..config import PRESETS
+    from ..loading import load
+
+    # a preset has no weights: random ones; a checkpoint is compared on its own trained weights
+    model = (bench_model(args.model, device=args.device) if args.model in PRESETS
+             else load(args.model, device=args.device, t5=args.t5))
+    result = int8_agreement(model.eval(), seconds=args.seconds, steps=args.steps, sampler=args.sampler)
+    print(f"{args.model}: int8 DiT against fp32, same seeds, {result['clips']} clips: latent cosine "
+          f"{result['latent_cosine']:.4f} (min {result['latent_cosine_min']:.4f}), audio SNR "
+          f"{result['audio_snr_db']:.1f} dB (min {result['audio_snr_db_min']:.1f} dB)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
     return 0
 
 
@@ -43,5 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--agreement", action="store_true",
+                   help="instead of timing: compare int8 with fp32 outputs on the same seeds (latent cosine, audio "
+                        "SNR); a checkpoint is compared on its trained weights, a preset on random ones")
+    p.add_argument("--t5", help="local T5 folder, for --agreement on a checkpoint with an external T5")
     p.add_argument("--json", help="also write the results here")
     p.set_defaults(func=cmd_bench)

@@ -18,34 +18,92 @@ def slug(text: str, limit: int = 48) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()[:limit] or "clip"
 
 
-def write_clips(clips, prompts, sample_rate: int, out_dir: Path, first_index: int = 0) -> list[Path]:
-    """Write (C, L) clips as 16-bit WAVs named `NN_prompt_slug.wav`; returns their paths."""
+def write_clips(clips, prompts, sample_rate: int, out_dir: Path, first_index: int = 0, fmt: str = "wav",
+                spectrogram: bool = False) -> list[Path]:
+    """Write (C, L) clips as 16-bit WAV or FLAC files named `NN_prompt_slug.<fmt>`, each with a `.png` spectrogram
+    beside it if asked; returns the audio paths."""
     from ..data.audio import write_audio
+    from ..data.spectrogram import write_spectrogram
 
-    return [write_audio(Path(out_dir) / f"{first_index + i:02d}_{slug(p)}.wav", clip, sample_rate)
-            for i, (clip, p) in enumerate(zip(clips, prompts))]
+    paths = []
+    for i, (clip, prompt) in enumerate(zip(clips, prompts)):
+        path = Path(out_dir) / f"{first_index + i:02d}_{slug(prompt)}.{fmt}"
+        paths.append(write_audio(path, clip, sample_rate))
+        if spectrogram:
+            write_spectrogram(path.with_suffix(".png"), clip, sample_rate)
+    return paths
+
+
+def split_model_and_prompts(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The model (--model, else a first positional that names one, else the built-in default) and the prompts
+    (the other positionals, then --prompt-file's non-empty lines)."""
+    from ..loading import DEFAULT_MODEL, model_names
+
+    words = list(args.words)
+    model = args.model
+    if model is None and words and _names_a_model(words[0], model_names()):
+        model = words.pop(0)
+    prompts = words
+    if args.prompt_file:
+        path = Path(args.prompt_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"prompt file {str(path)!r} does not exist")
+        prompts += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError("give at least one prompt (positional or --prompt-file)")
+    return model or DEFAULT_MODEL, prompts
+
+
+def _names_a_model(word: str, names: list[str]) -> bool:
+    return word in names or Path(word).exists() or word.endswith((".safetensors", ".ckpt", ".pt", ".pth"))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    import warnings
+
     import torch
 
-    from ..generation import generate
+    from ..generation import generate, load_init_audio
     from ..loading import load
 
-    prompts = list(args.prompt)
-    if args.prompt_file:
-        prompts += [line.strip() for line in Path(args.prompt_file).read_text().splitlines() if line.strip()]
-    if not prompts:
-        raise ValueError("give at least one prompt (positional or --prompt-file)")
+    model_name, prompts = split_model_and_prompts(args)
     dtype = getattr(torch, DTYPES[args.dtype]) if args.dtype else None
-    model = load(args.model, device=args.device, dtype=dtype, t5=args.t5)
+    model = load(model_name, device=args.device, dtype=dtype, t5=args.t5)
+    seconds = args.seconds
+    init = None
+    if args.init_audio:
+        init = load_init_audio(args.init_audio, model)  # (C, L)
+        if seconds is None:  # the input's length, up to the model's window
+            seconds = min(init.shape[-1] / model.config.sample_rate, model.config.max_seconds)
+    elif args.strength is not None:
+        raise ValueError("--strength applies to audio-to-audio; give --init-audio FILE too")
+
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        from ..generation import sampling_settings
+
+        steps = sampling_settings(model.config.objective, args.sampler, args.steps, args.cfg_scale).steps
+        batches = -(-len(prompts) // (args.batch_size or len(prompts)))
+        bar = tqdm(total=steps * batches, desc="sampling", unit="step", file=sys.stderr, leave=False)
     t0 = time.perf_counter()
-    clips = generate(model, prompts, seconds=args.seconds, steps=args.steps, sampler=args.sampler,
-                     cfg_scale=args.cfg_scale, seed=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        clips = generate(model, prompts, seconds=seconds, steps=args.steps, sampler=args.sampler,
+                         cfg_scale=args.cfg_scale, seed=args.seed, batch_size=args.batch_size, init_audio=init,
+                         strength=1.0 if args.strength is None else args.strength,
+                         callback=(lambda i, x: bar.update(1)) if bar else None)
     elapsed = time.perf_counter() - t0
-    for path in write_clips(clips, prompts, model.config.sample_rate, Path(args.out)):
+    if bar:
+        bar.close()
+    for w in caught:
+        print(f"arcaudio generate: warning: {w.message}", file=sys.stderr)
+    for path in write_clips(clips, prompts, model.config.sample_rate, Path(args.out), fmt=args.format,
+                            spectrogram=args.spectrogram):
         print(path)
-    print(f"{len(clips)} clip(s) in {elapsed:.2f} s", file=sys.stderr)
+    audio_s = sum(c.shape[-1] for c in clips) / model.config.sample_rate
+    print(f"{len(clips)} clip(s), {audio_s:.1f} s of audio, in {elapsed:.2f} s ({model_name})", file=sys.stderr)
     return 0
 
 
@@ -66,16 +124,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("generate", help="text -> audio files")
-    p.add_argument("model", help="preset name, arcaudio checkpoint, or stable-audio-tools folder/file")
-    p.add_argument("prompt", nargs="*", help="one or more prompts")
+    p = sub.add_parser("generate", help="text -> audio files", description=(
+        "Generate one clip per prompt. MODEL is optional: a first word that is a model name (default, presets) or "
+        "an existing path is taken as the model; otherwise the built-in default model is used."))
+    p.add_argument("words", nargs="*", metavar="[MODEL] PROMPT", help="optional model, then one or more prompts")
+    p.add_argument("-m", "--model", help="model name or path (instead of a first positional MODEL)")
     p.add_argument("--prompt-file", help="a text file with one prompt per line")
-    p.add_argument("--seconds", type=float, help="clip length (default: the model's window)")
+    p.add_argument("--seconds", type=float, help="clip length (default: the model's window, or the input's length)")
     p.add_argument("--steps", type=int, help="sampling steps (default: 8 ping-pong, or 50 Euler for a base flow)")
     p.add_argument("--sampler", choices=["pingpong", "euler"])
     p.add_argument("--cfg-scale", type=float, help="classifier-free guidance (default 1 for ARC models)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (default 0)")
+    p.add_argument("--batch-size", type=int, help="prompts per forward pass (default: all)")
+    p.add_argument("--init-audio", help="audio-to-audio: an input file (WAV/FLAC/...) whose timing the output keeps")
+    p.add_argument("--strength", type=float,
+                   help="audio-to-audio: how far from the input, in (0, 1] (near 0: the input; 1: ignore it)")
     p.add_argument("--out", default="out", help="output folder")
+    p.add_argument("--format", choices=["wav", "flac"], default="wav", help="16-bit WAV or FLAC")
+    p.add_argument("--spectrogram", action="store_true", help="also write a PNG spectrogram per clip")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--t5", help="local folder of the T5 text encoder (default: look up the config's name locally)")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", choices=sorted(DTYPES))

@@ -15,6 +15,17 @@ from ..config import AutoencoderConfig
 from ..nn.layers import SnakeBeta, WNConv1d, WNConvTranspose1d
 
 
+def channels_last_2d(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) -> (B, C, 1, T) stored channels-last. The Oobleck stacks run in this layout: their convs become
+    (1, k) conv2d, which oneDNN runs ~1.6x (k = 7) to ~2x (k = 1) faster on CPU than conv1d's default layout."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def from_channels_last_2d(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, 1, T) -> (B, C, T), contiguous."""
+    return x.squeeze(2).contiguous()
+
+
 def _activation(use_snake: bool, channels: int) -> nn.Module:
     return SnakeBeta(channels) if use_snake else nn.ELU()
 
@@ -32,7 +43,7 @@ class ResidualUnit(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.layers(x)
+        return self.layers(x).add_(x)  # in place: the last conv's output is a fresh tensor
 
 
 class EncoderBlock(nn.Module):
@@ -99,7 +110,7 @@ class OobleckEncoder(nn.Module):
             layers[-1].bias[config.latent_dim:] = -10.0  # information at once instead of collapsing to the prior
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        return from_channels_last_2d(self.layers(channels_last_2d(x)))
 
 
 class OobleckDecoder(nn.Module):
@@ -118,7 +129,7 @@ class OobleckDecoder(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        return from_channels_last_2d(self.layers(channels_last_2d(x)))
 
 
 def vae_moments(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,16 +102,27 @@ class DiffusionTransformer(nn.Module):
         nn.init.zeros_(self.postprocess_conv.weight)
         self.grad_checkpointing = False  # recompute blocks in the backward pass (training only)
 
+    def context_kv(self, cross_attn_cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every block's cross-attention keys and values for context tokens (B, S, Dc): depth x 2 x (B, H, S, Dh).
+        They depend on the conditioning alone, so a sampler computes them once per generation, not once per step."""
+        dtype = self.preprocess_conv.weight.dtype
+        context = self.to_cond_embed(cross_attn_cond.to(dtype))  # (B, S, D)
+        return [block.cross_attn.context_kv(context) for block in self.transformer.layers]
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cross_attn_cond: torch.Tensor, global_cond: torch.Tensor,
-                exit_layer: int | None = None) -> torch.Tensor:
+                exit_layer: int | None = None,
+                context_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """Returns the velocity (B, C, T); with `exit_layer=k`, the hidden states right after block k
-        (0-indexed, as stable-audio-tools' `exit_layer_ix`), prepended token included: (B, T + 1, D)."""
+        (0-indexed, as stable-audio-tools' `exit_layer_ix`), prepended token included: (B, T + 1, D).
+        `context_kv`: `self.context_kv(cross_attn_cond)`, precomputed (cross_attn_cond is then not read)."""
         depth = len(self.transformer.layers)
         if exit_layer is not None and not 0 <= exit_layer < depth:
             raise ValueError(f"exit_layer {exit_layer} is out of range for a DiT of depth {depth} (0..{depth - 1})")
+        if context_kv is not None and len(context_kv) != depth:
+            raise ValueError(f"context_kv has {len(context_kv)} entries, the DiT has {depth} blocks")
         dtype = self.preprocess_conv.weight.dtype
         x, t = x.to(dtype), t.to(dtype)
-        context = self.to_cond_embed(cross_attn_cond.to(dtype))  # (B, S, D)
+        context = None if context_kv is not None else self.to_cond_embed(cross_attn_cond.to(dtype))  # (B, S, D)
         global_embed = self.to_global_embed(global_cond.to(dtype))  # (B, D)
         global_embed = global_embed + self.to_timestep_embed(self.timestep_features(t[:, None]))  # (B, D)
 
@@ -122,10 +133,11 @@ class DiffusionTransformer(nn.Module):
         rotary = tr.rotary_pos_emb(h.shape[1])  # (T + 1, R)
         checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(tr.layers):
+            kv = context_kv[i] if context_kv is not None else None
             if checkpointed:
-                h = torch.utils.checkpoint.checkpoint(block, h, context, rotary, use_reentrant=False)
+                h = torch.utils.checkpoint.checkpoint(block, h, context, rotary, kv, use_reentrant=False)
             else:
-                h = block(h, context, rotary)
+                h = block(h, context, rotary, kv)
             if i == exit_layer:
                 return h
         out = tr.project_out(h).transpose(1, 2)[:, :, 1:]  # (B, T + 1, D) -> (B, C, T), prepended token dropped

@@ -7,7 +7,7 @@ State-dict prefixes: `autoencoder.`, `conditioners.`, `dit.` (stable-audio-tools
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -26,12 +26,15 @@ class Conditioning:
     global_cond: (B, cond_dim), the seconds embedding; with `pooled_prompt_in_global`, (B, 2 * cond_dim): the
         seconds embedding then the masked mean of the prompt tokens, which starts at column `global_prompt_from`.
     prompt_mask: (B, max_length) bool, True on real tokens (informational: the DiT attends to every token).
+    context_kv: the DiT's per-block cross-attention keys and values of `cross_attn_cond`, when precomputed
+        (`TextToAudioModel.with_context_cache`); every derived Conditioning (null, cat, ...) drops them.
     """
 
     cross_attn_cond: torch.Tensor
     global_cond: torch.Tensor
     prompt_mask: torch.Tensor
     global_prompt_from: int | None = None
+    context_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.cross_attn_cond.shape[0]
@@ -105,10 +108,17 @@ class TextToAudioModel(nn.Module):
             glob, prompt_from = torch.cat([glob, pooled], dim=1), glob.shape[1]  # (B, 2D)
         return Conditioning(torch.cat([text, seconds], dim=1), glob, mask, prompt_from)
 
+    def with_context_cache(self, cond: Conditioning) -> Conditioning:
+        """`cond` with the DiT's cross-attention keys and values computed once (for sampling: every step reuses
+        them; in Stable Audio Open Small's DiT that is 16 x 2 projections of 65 tokens per step saved)."""
+        return Conditioning(cond.cross_attn_cond, cond.global_cond, cond.prompt_mask, cond.global_prompt_from,
+                            self.dit.context_kv(cond.cross_attn_cond))
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning,
                 exit_layer: int | None = None) -> torch.Tensor:
         """Velocity (B, C, T) at latents x (B, C, T) and times t (B,); see DiffusionTransformer for exit_layer."""
-        return self.dit(x, t, cond.cross_attn_cond, cond.global_cond, exit_layer=exit_layer)
+        return self.dit(x, t, cond.cross_attn_cond, cond.global_cond, exit_layer=exit_layer,
+                        context_kv=cond.context_kv)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per component (an external pre-trained T5 is outside the registry and not counted)."""

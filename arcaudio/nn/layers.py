@@ -24,7 +24,8 @@ class LayerNorm(nn.Module):
 
 class SnakeBeta(nn.Module):
     """SnakeBeta activation, `x + 1/(beta + 1e-9) * sin(alpha * x)^2` per channel, with
-    `alpha = exp(a)`, `beta = exp(b)` (log-scale parameters, BigVGAN). Input and output (B, C, T)."""
+    `alpha = exp(a)`, `beta = exp(b)` (log-scale parameters, BigVGAN). Input and output (B, C, ...): channels on
+    dim 1, as (B, C, T) or the channels-last (B, C, 1, T) of the fast autoencoder path."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -32,9 +33,13 @@ class SnakeBeta(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.alpha.exp()[None, :, None]  # (1, C, 1)
-        inv_beta = 1.0 / (self.beta.exp()[None, :, None] + 1e-9)
-        return x + inv_beta * torch.sin(x * alpha).pow(2)
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcast over channels: (1, C, 1[, 1])
+        alpha = self.alpha.exp().view(shape).to(x.dtype)
+        inv_beta = (1.0 / (self.beta.exp() + 1e-9)).view(shape).to(x.dtype)
+        if torch.is_grad_enabled() and (x.requires_grad or self.alpha.requires_grad):
+            return x + inv_beta * torch.sin(x * alpha).pow(2)
+        s = torch.mul(x, alpha).sin_()  # inference: one new tensor instead of four, the same arithmetic in
+        return s.mul_(s).mul_(inv_beta).add_(x)  # place (2.7x faster on CPU, where large allocations page-fault)
 
 
 class _WeightNorm(nn.Module):
@@ -58,7 +63,8 @@ def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
 
 
 class WNConv1d(_WeightNorm):
-    """Weight-normalised Conv1d. (B, C_in, T) -> (B, C_out, T_out)."""
+    """Weight-normalised Conv1d. (B, C_in, T) -> (B, C_out, T_out); also (B, C_in, 1, T) -> (B, C_out, 1, T_out)
+    as a (1, k) conv2d, which keeps a channels-last input channels-last (oneDNN's fastest CPU layout)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  dilation: int = 1, bias: bool = True):
@@ -69,12 +75,15 @@ class WNConv1d(_WeightNorm):
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:
+            return F.conv2d(x, self.weight[:, :, None, :], self.bias, (1, self.stride), (0, self.padding),
+                            (1, self.dilation))
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
 
 class WNConvTranspose1d(_WeightNorm):
     """Weight-normalised ConvTranspose1d (norm per input channel, as torch's default dim=0).
-    (B, C_in, T) -> (B, C_out, T_out)."""
+    (B, C_in, T) -> (B, C_out, T_out); (B, C_in, 1, T) -> (B, C_out, 1, T_out) as a (1, k) conv_transpose2d."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
@@ -83,6 +92,8 @@ class WNConvTranspose1d(_WeightNorm):
         self.stride, self.padding = stride, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:
+            return F.conv_transpose2d(x, self.weight[:, :, None, :], self.bias, (1, self.stride), (0, self.padding))
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding)
 
 
