@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("arc_no_contrastive", nargs="?")
     p.add_argument("--prompts", type=int, default=32)
     p.add_argument("--per-prompt", type=int, default=4)
-    p.add_argument("--style", default="heldout", choices=["heldout", "train"])
+    p.add_argument("--style", default="heldout", choices=["heldout", "paraphrase", "train"])
     p.add_argument("--cfg-scale", type=float, default=4.0)
     p.add_argument("--reference", type=int, default=256, help="real clips for the Frechet distance")
     p.add_argument("--json")

@@ -24,7 +24,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
-SKIP_EVAL=1 bash "$HERE/train_tiny.sh" "$OUT"
+# the flow draws a fresh caption for every clip at every step (flow.recaption), so that the model follows captions
+# phrased in ways it never saw, not only the 2000 stored ones
+SKIP_EVAL=1 RECAPTION=${RECAPTION:-true} bash "$HERE/train_tiny.sh" "$OUT"
 
 stamp "ARC post-training ($ARC_STEPS steps, relativistic + contrastive)"
 $A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/arc" --seed "$SEED" \

@@ -4,7 +4,8 @@
 # script can be re-run after an interruption and continues where it stopped.
 #
 #   bash scripts/train_tiny.sh [OUT_DIR]    # default runs/tiny
-#   environment overrides: SEED, N_CLIPS, AE_STEPS, AE_BATCH, AE_LR, AE_KL, FLOW_STEPS, CFG, SKIP_EVAL=1 (train only)
+#   environment overrides: SEED, N_CLIPS, AE_STEPS, AE_BATCH, AE_LR, AE_KL, FLOW_STEPS, CFG, SKIP_EVAL=1 (train only),
+#   RECAPTION=true (a fresh caption per clip and step: see flow.recaption)
 #
 # The model is the `tiny-spectral` preset: its STFT-domain autoencoder learns smooth latents and keeps stereo
 # position, loudness and envelope in CPU minutes, where the waveform (Oobleck) one of `tiny` does not
@@ -20,6 +21,7 @@ AE_BATCH=${AE_BATCH:-8}
 AE_LR=${AE_LR:-5e-4}
 AE_KL=${AE_KL:-1e-5}
 FLOW_STEPS=${FLOW_STEPS:-4500}
+RECAPTION=${RECAPTION:-false}
 CFG=${CFG:-4}
 A=${ARCAUDIO:-.venv/bin/arcaudio}
 export HF_HUB_OFFLINE=1
@@ -42,7 +44,8 @@ $A encode "$OUT/ae/model.safetensors" "$OUT/synth/manifest.jsonl" "$OUT/latents"
 stamp "train the DiT and the byte-level T5 as a rectified flow ($FLOW_STEPS steps)"
 $A train --stage flow --model "$OUT/ae/model.safetensors" --data "$OUT/latents" --out "$OUT/flow" --seed "$SEED" \
   --steps "$FLOW_STEPS" --batch-size 16 --set optim.lr=1e-3 --set optim.warmup_steps=100 \
-  --set optim.schedule=cosine --set flow.time_sampler=uniform --set flow.cfg_dropout=0.1 --set log_every=25 \
+  --set optim.schedule=cosine --set flow.time_sampler=uniform --set flow.cfg_dropout=0.1 --set flow.recaption="$RECAPTION" \
+  --set log_every=25 \
   --set checkpoint_every=250 --no-progress
 stamp "training done"
 [ "${SKIP_EVAL:-0}" = 1 ] && exit 0

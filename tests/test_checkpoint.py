@@ -147,3 +147,18 @@ def test_load_errors_are_clear(tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"")
     with pytest.raises(ValueError, match="unknown checkpoint type '.onnx'"):
         load(tmp_path / "x.onnx")
+
+
+def test_safetensors_bytes_do_not_depend_on_metadata_order(tmp_path):
+    from arcaudio.checkpoint import save_safetensors
+
+    tensors = {"b": torch.arange(6.0).view(2, 3), "a": torch.ones(5, dtype=torch.int64)}
+    meta = {f"key{i}": str(i) for i in range(20)}
+    one = save_safetensors(tmp_path / "one.safetensors", tensors, meta).read_bytes()
+    two = save_safetensors(tmp_path / "two.safetensors", dict(reversed(tensors.items())),
+                           dict(reversed(meta.items()))).read_bytes()
+    assert one == two
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "one.safetensors"), "pt") as f:
+        assert f.metadata() == meta and torch.equal(f.get_tensor("b"), tensors["b"])

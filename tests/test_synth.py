@@ -221,3 +221,11 @@ def test_cli_synth_writes_the_dataset(tmp_path, capsys):
     assert first["caption"] == make_clip(7, 0, max_seconds=SHORT, style="heldout")[2]
     assert main(["synth", str(out), "-n", "2", "--seed", "7", "--max-seconds", "1.0"]) == 2
     assert "max_seconds must be >= 1.5, got 1.0" in capsys.readouterr().err
+
+
+def test_paraphrase_style_has_heldout_structures_and_training_words():
+    assert synonyms("paraphrase") == synonyms("train")
+    assert TEMPLATES["paraphrase"] == TEMPLATES["heldout"] and CORE_TEMPLATES["paraphrase"] == CORE_TEMPLATES["heldout"]
+    attributes = sample_attributes(np.random.default_rng([2, 0]))
+    assert caption_for(attributes, np.random.default_rng(0), "paraphrase") != caption_for(
+        attributes, np.random.default_rng(0), "train")

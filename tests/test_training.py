@@ -229,3 +229,30 @@ def test_spectral_autoencoder_learns_level_and_stereo_balance(tmp_path, audio_ma
         level_db = 10 * torch.log10(y.pow(2).mean(-1))  # (2,)
         want_db = 10 * math.log10(0.3**2 / 2) + torch.tensor([0.0, 20 * math.log10(0.5)])
         assert torch.allclose(level_db, want_db, atol=2.0), f"{hz} Hz: levels {level_db} dB, want {want_db}"
+
+
+def test_recaption_draws_fresh_captions_from_attributes_reproducibly():
+    from arcaudio.data.synth import make_clip
+    from arcaudio.training.flow_stage import recaptioned
+
+    items = [make_clip(0, i, max_seconds=1.5)[1] for i in range(6)]
+    batch = {"attributes": items, "caption": ["stored"] * 6}
+    a = recaptioned(batch, torch.Generator().manual_seed(1))
+    assert a == recaptioned(batch, torch.Generator().manual_seed(1))
+    assert a != recaptioned(batch, torch.Generator().manual_seed(2))
+    assert all(isinstance(c, str) and c and c != "stored" for c in a)
+    with pytest.raises(ValueError, match="flow.recaption needs procedural-set items"):
+        recaptioned({"caption": ["x"]}, torch.Generator())
+
+
+def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path, audio_manifest):
+    run = tmp_path / "run"
+    assert main(_train_args(audio_manifest, run, 2)) == 0
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    configs = json.loads(state["configs"])
+    del configs["train"]["flow"]["recaption"]  # as written by a version without the field
+    state["configs"] = json.dumps(configs)
+    torch.save(state, run / "checkpoint.pt")
+    assert main(_train_args(audio_manifest, run, 4)) == 0
+    assert json.loads((run / "summary.json").read_text())["resumed_from"] == 2
+    assert main(_train_args(audio_manifest, run, 6) + ["--set", "flow.cfg_dropout=0.5"]) == 2  # a real change

@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("adherence", help="probe-based prompt adherence on procedural-set captions")
     p.add_argument("model", help="preset, arcaudio checkpoint, or stable-audio-tools model")
     p.add_argument("--n", type=int, default=100, help="number of prompts (clips)")
-    p.add_argument("--style", choices=["train", "heldout"], default="heldout", help="caption phrasing")
+    p.add_argument("--style", choices=["train", "paraphrase", "heldout"], default="heldout", help="caption phrasing")
     p.add_argument("--steps", type=int)
     p.add_argument("--sampler", choices=["pingpong", "euler"])
     p.add_argument("--cfg-scale", type=float)

@@ -298,7 +298,10 @@ def render(attributes: dict, seconds: float, rng: np.random.Generator, sample_ra
 
 # ----------------------------------------------------------------------------------------------------- captions
 
-CAPTION_STYLES = ("train", "heldout")
+# "train": the training captions. "paraphrase": sentence structures never used in training around the training
+# vocabulary (the held-out phrasing a from-scratch text encoder can be asked to follow). "heldout": those unseen
+# structures with unseen words for every attribute as well (synonyms only a pre-trained text encoder would know).
+CAPTION_STYLES = ("train", "paraphrase", "heldout")
 _WORDS = {
     "train": {
         "kind": {"tone": ["tone", "note"], "chord": ["chord", "triad"], "noise": ["noise", "noise hiss"],
@@ -364,6 +367,10 @@ TEMPLATES = {
                 "{pan} you hear a {loudness}, {envelope} {core}", "a {core}; {loudness}, {envelope}, {pan}",
                 "{loudness}, {envelope} sound: a {core} {pan}", "the sound of a {envelope} {core}, {loudness}, {pan}"),
 }
+# paraphrase: the held-out structures, the training words
+_WORDS["paraphrase"] = _WORDS["train"]
+_PITCH_FORMS["paraphrase"], _TEMPO_FORMS["paraphrase"] = _PITCH_FORMS["train"], _TEMPO_FORMS["train"]
+CORE_TEMPLATES["paraphrase"], TEMPLATES["paraphrase"] = CORE_TEMPLATES["heldout"], TEMPLATES["heldout"]
 _ARTICLE = re.compile(r"\b([Aa]) (?=[aeiouAEIOU8]|1[18]\b)")
 
 

@@ -29,6 +29,9 @@ class FlowTrainConfig:
     time_shift: float = 1.0  # > 1 puts more training on noisy times
     cfg_dropout: float = 0.1  # probability of training a sample with the cross-attention condition zeroed
     train_text_encoder: bool = True  # for a built-in (arch) T5: train it along with the DiT
+    # procedural-set items (with `attributes` metadata): a fresh training-style caption at every step instead of
+    # the stored one, so the text encoder sees every phrasing of every clip and learns the words, not the strings
+    recaption: bool = False
     text_encoder_lr_scale: float = 1.0  # its learning rate = optim.lr * this
 
 

@@ -46,6 +46,22 @@ def batch_latents(model: TextToAudioModel, batch: dict[str, Any], device: torch.
         return model.autoencoder.encode(batch["audio"].to(device), sample=True, generator=generator)
 
 
+def recaptioned(batch: dict[str, Any], generator: torch.Generator) -> list[str]:
+    """A freshly drawn training-style caption for every item of a procedural-set batch (see data/synth.py), from
+    its `attributes`; the draw comes from the step's generator, so a resumed run draws the same captions."""
+    import numpy as np
+
+    from ..data.synth import caption_for
+
+    attributes = batch.get("attributes")
+    if attributes is None or any(a is None for a in attributes):
+        raise ValueError("flow.recaption needs procedural-set items with `attributes` metadata (arcaudio synth "
+                         "manifests, encoded with arcaudio encode); this batch has none")
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    return [caption_for(a, rng, "train") for a in attributes]
+
+
 class FlowStage:
     """Optimizer, scheduler and EMA over the DiT, the seconds conditioner and (optionally) a built-in T5."""
 
@@ -79,8 +95,9 @@ class FlowStage:
         t = sample_t(fc.time_sampler, b, generator, shift=fc.time_shift).to(device)
         noise = torch.randn(x0.shape, generator=generator).to(device)
         drop = (torch.rand(b, generator=generator) < fc.cfg_dropout).to(device)
+        captions = recaptioned(batch, generator) if fc.recaption else batch["caption"]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
-            loss = self.objective(x0, batch["caption"], batch["seconds_total"], t, noise, drop)
+            loss = self.objective(x0, captions, batch["seconds_total"], t, noise, drop)
         loss.backward()
         clip = self.config.optim.grad_clip
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, clip if clip > 0 else float("inf"))

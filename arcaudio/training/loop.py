@@ -136,8 +136,9 @@ def _configs(model: TextToAudioModel, config: TrainConfig) -> dict[str, Any]:
 
 
 def _comparable(configs: dict[str, Any]) -> dict[str, Any]:
-    train = dict(configs["train"], steps=None, log_every=None, checkpoint_every=None, num_workers=None,
-                 tensorboard=None)
+    # through TrainConfig, so that a field added since the run started compares as its default
+    train = dict(TrainConfig.from_dict(configs["train"]).to_dict(), steps=None, log_every=None,
+                 checkpoint_every=None, num_workers=None, tensorboard=None)
     return {"train": train, "model": configs["model"]}
 
 
