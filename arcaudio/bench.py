@@ -142,8 +142,9 @@ def _peak_memory_mb(device: torch.device) -> float:
 @torch.no_grad()
 def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seconds: float | None = None,
               steps: int | None = None, sampler: str | None = None, cfg_scale: float | None = None,
-              repeats: int = 3, warmup: int = 1) -> BenchResult:
-    """Time `warmup` + `repeats` generations of `batch` clips, stage by stage, on the model's device and dtype."""
+              repeats: int = 3, warmup: int = 1, decode_chunk: int | None = None) -> BenchResult:
+    """Time `warmup` + `repeats` generations of `batch` clips, stage by stage, on the model's device and dtype.
+    `decode_chunk`: decode that many latent frames at a time (see AudioAutoencoder.decode)."""
     if repeats < 1 or warmup < 0 or batch < 1:
         raise ValueError(f"need repeats >= 1, warmup >= 0, batch >= 1; got {repeats}, {warmup}, {batch}")
     config = model.config
@@ -167,7 +168,7 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
                                      settings.schedule_fn(settings.steps),
                                      generator=torch.Generator().manual_seed(run), callback=steps_clock)
         t2 = _now(device)
-        model.autoencoder.decode(latents)
+        model.autoencoder.decode(latents, chunk_frames=decode_chunk)
         t3 = _now(device)
         if run >= warmup:
             times["text"].append(t1 - t0)

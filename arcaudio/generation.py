@@ -65,6 +65,7 @@ def load_init_audio(path: str | Path, model: TextToAudioModel) -> torch.Tensor:
     return to_channels(resample(audio, sample_rate, model.config.sample_rate), model.config.autoencoder.io_channels)
 
 
+@torch.no_grad()
 def encode_init_audio(model: TextToAudioModel, audio: Sequence[torch.Tensor]) -> torch.Tensor:
     """Clips (C, L_i) -> the posterior means of their latents (B, latent_dim, latent_length): each clip cropped or
     zero-padded to the model's window, so the output keeps the input's timing frame for frame."""
@@ -85,7 +86,8 @@ def encode_init_audio(model: TextToAudioModel, audio: Sequence[torch.Tensor]) ->
 def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: float | None = None,
              steps: int | None = None, sampler: str | None = None, cfg_scale: float | None = None, seed: int = 0,
              callback: Callback | None = None, init_audio: torch.Tensor | Sequence[torch.Tensor] | None = None,
-             strength: float = 1.0, batch_size: int | None = None) -> list[torch.Tensor]:
+             strength: float = 1.0, batch_size: int | None = None,
+             decode_chunk: int | None = None) -> list[torch.Tensor]:
     """Generate one clip per prompt.
 
     Defaults follow the model's objective: ping-pong, 8 steps, no CFG for post-trained (`rf_denoiser`) models;
@@ -99,7 +101,8 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     output is the input's reconstruction, at 1 the input is ignored (plain text-to-audio, bit for bit).
     Prompts longer than the text encoder takes are truncated, with a UserWarning naming them.
 
-    `callback(i, x)` is called after every sampling step of every batch.
+    `callback(i, x)` is called after every sampling step of every batch. `decode_chunk`: decode that many latent
+    frames at a time, for less memory (AudioAutoencoder.decode).
     Returns a list of (channels, round(seconds * sample_rate)) float tensors on the model's device.
     """
     config = model.config
@@ -131,13 +134,13 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
         chunk = range(start, min(start + batch_size, len(prompts)))
         init = None if init_audio is None else encode_init_audio(model, [init_audio[i] for i in chunk])
         clips += _generate_batch(model, [prompts[i] for i in chunk], seconds, settings, seed + start, callback,
-                                 init, float(strength))
+                                 init, float(strength), decode_chunk)
     return clips
 
 
 def _generate_batch(model: TextToAudioModel, prompts: list[str], seconds: float, settings: SamplingSettings,
                     seed: int, callback: Callback | None, init_latents: torch.Tensor | None,
-                    strength: float) -> list[torch.Tensor]:
+                    strength: float, decode_chunk: int | None) -> list[torch.Tensor]:
     config = model.config
     device = model.device
     dtype = model.dit.preprocess_conv.weight.dtype
@@ -151,6 +154,6 @@ def _generate_batch(model: TextToAudioModel, prompts: list[str], seconds: float,
         x = add_noise(init_latents.to(dtype), x, torch.full((len(prompts),), strength, device=device, dtype=dtype))
     model_fn = cfg_velocity(model, cond, settings.cfg_scale)
     latents = settings.sample_fn(model_fn, x, ts, generator=generators, callback=callback)  # (B, C, T)
-    audio = model.autoencoder.decode(latents).float()  # (B, channels, sample_size)
+    audio = model.autoencoder.decode(latents, chunk_frames=decode_chunk).float()  # (B, channels, sample_size)
     length = round(seconds * config.sample_rate)
     return [clip[:, :length] for clip in audio]

@@ -7,7 +7,8 @@ set against this CPU's measured matmul and convolution throughput.
 Runs, one after the other, on an idle machine (figures taken under load are worthless):
 1. the reference's own timing script (`sat_speed.py`: `generate_diffusion_cond`, 8 ping-pong steps, CFG 1, fp32),
    when its private environment exists (see ../shared/reference/stable-audio-tools/README.md); skipped otherwise;
-2. `arcaudio bench sao-small` for fp32 and for int8, each in its own process (so each peak memory is its own);
+2. `arcaudio bench sao-small` for fp32 and for int8, and int8 decoding 64 latent frames at a time, each in its
+   own process (so each peak memory is its own);
 3. the throughput of this CPU: fp32 / bf16 matmul, int8 dynamic linear, fp32 (1, 7) conv2d channels-last;
 4. the FLOPs of one DiT step and of the decoder (torch's FlopCounterMode on the real modules).
 """
@@ -98,11 +99,11 @@ def run_reference(venv: Path, scripts: Path) -> dict[str, float] | None:
     return {k: float(v) for k, v in figures.items()}
 
 
-def run_arcaudio(dtype: str, repeats: int) -> dict:
+def run_arcaudio(dtype: str, repeats: int, extra: tuple[str, ...] = ()) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         subprocess.run([sys.executable, "-m", "arcaudio", "bench", "sao-small", "--dtype", dtype, "--repeats",
-                        str(repeats), "--warmup", "1", "--json", str(out)], check=True, capture_output=True,
+                        str(repeats), "--warmup", "1", "--json", str(out), *extra], check=True, capture_output=True,
                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
         return json.loads(out.read_text())[0]
 
@@ -121,6 +122,8 @@ def main() -> None:
     for dtype in ("fp32", "int8"):
         print(f"[2/4] arcaudio bench sao-small --dtype {dtype} ...", file=sys.stderr, flush=True)
         report[f"arcaudio_{dtype}"] = run_arcaudio(dtype, args.repeats)
+    print("[2/4] arcaudio bench sao-small --dtype int8 --decode-chunk 64 ...", file=sys.stderr, flush=True)
+    report["arcaudio_int8_chunked"] = run_arcaudio("int8", 1, ("--decode-chunk", "64"))
     print("[3/4] CPU throughput ...", file=sys.stderr, flush=True)
     report["throughput_gflops"] = peak = cpu_throughput()
     print("[4/4] FLOP counts ...", file=sys.stderr, flush=True)
@@ -132,7 +135,7 @@ def main() -> None:
     if ref:
         print(f"  stable-audio-tools 0.0.19 fp32: total {ref['total_s']:.2f} s (DiT step {ref['dit_step_s']:.3f} s, "
               f"decoder {ref['decode_s']:.2f} s)")
-    for dtype in ("fp32", "int8"):
+    for dtype in ("fp32", "int8", "int8_chunked"):
         r = report[f"arcaudio_{dtype}"]
         ratio = f", ratio to the reference {r['total_s'] / ref['total_s']:.2f}" if ref else ""
         print(f"  arcaudio {dtype}: total {r['total_s']:.2f} s{ratio}; text {r['text_s'] * 1e3:.0f} ms, DiT step "

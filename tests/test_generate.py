@@ -140,3 +140,20 @@ def test_cli_flac_spectrogram_audio_to_audio_and_input_errors(tmp_path, tiny, ca
     assert "--strength applies to audio-to-audio" in capsys.readouterr().err
     assert main(["generate", "tiny", "--prompt-file", str(tmp_path / "none.txt"), "--out", str(out)]) == 2
     assert "prompt file" in capsys.readouterr().err
+
+
+def test_chunked_decoding_equals_the_whole_decode():
+    from arcaudio.config import preset
+    from arcaudio.models.autoencoder import AudioAutoencoder
+
+    torch.manual_seed(0)
+    ae = AudioAutoencoder(preset("sao-small").autoencoder).eval()  # the real strides: a ~10-frame receptive field
+    z = torch.randn(1, 64, 28)
+    with torch.no_grad():
+        whole = ae.decode(z)
+        chunked = ae.decode(z, chunk_frames=10, overlap_frames=16)
+        torch.testing.assert_close(chunked, whole, atol=1e-6 * float(whole.abs().max()), rtol=1e-4)
+        short = ae.decode(z, chunk_frames=10, overlap_frames=2)  # too little context: visibly different
+        assert float((short - whole).abs().max()) > 1e-3 * float(whole.abs().max())
+    with pytest.raises(ValueError, match="chunk_frames must be >= 1"):
+        ae.decode(z, chunk_frames=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -16,10 +17,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.agreement:
         return _agreement(args)
     results = []
+    capability = torch.backends.cpu.get_cpu_capability()
+    if "bf16" in args.dtype and str(args.device).startswith("cpu") and "512" not in capability:
+        print(f"arcaudio bench: warning: this CPU runs torch at {capability}, without "
+              "AVX-512 (BF16): bf16 kernels are emulated there and far slower than fp32", file=sys.stderr)
     for dtype in args.dtype:
         model = bench_model(args.model, device=args.device, dtype=dtype)
         result = benchmark(model, name=args.model, batch=args.batch, seconds=args.seconds, steps=args.steps,
-                           sampler=args.sampler, cfg_scale=args.cfg_scale, repeats=args.repeats, warmup=args.warmup)
+                           sampler=args.sampler, cfg_scale=args.cfg_scale, repeats=args.repeats, warmup=args.warmup,
+                           decode_chunk=args.decode_chunk)
         print(result.table(), flush=True)
         results.append(result.as_dict())
         del model
@@ -60,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--sampler", choices=["pingpong", "euler"])
     p.add_argument("--cfg-scale", type=float)
+    p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")

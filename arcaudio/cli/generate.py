@@ -93,7 +93,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", UserWarning)
         clips = generate(model, prompts, seconds=seconds, steps=args.steps, sampler=args.sampler,
                          cfg_scale=args.cfg_scale, seed=args.seed, batch_size=args.batch_size, init_audio=init,
-                         strength=1.0 if args.strength is None else args.strength,
+                         strength=1.0 if args.strength is None else args.strength, decode_chunk=args.decode_chunk,
                          callback=(lambda i, x: bar.update(1)) if bar else None)
     elapsed = time.perf_counter() - t0
     if bar:
@@ -144,6 +144,7 @@ def add_parser(sub) -> None:
     p.add_argument("--init-audio", help="audio-to-audio: an input file (WAV/FLAC/...) whose timing the output keeps")
     p.add_argument("--strength", type=float,
                    help="audio-to-audio: how far from the input, in (0, 1] (near 0: the input; 1: ignore it)")
+    p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--format", choices=["wav", "flac"], default="wav", help="16-bit WAV or FLAC")
     p.add_argument("--spectrogram", action="store_true", help="also write a PNG spectrogram per clip")

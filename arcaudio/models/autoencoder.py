@@ -185,9 +185,28 @@ class AudioAutoencoder(nn.Module):
             mean = mean + std * noise
         return mean / self.config.latent_scale
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """latents (B, latent_dim, T) -> audio (B, io_channels, T * ratio)."""
+    def decode(self, latents: torch.Tensor, chunk_frames: int | None = None, overlap_frames: int = 16) -> torch.Tensor:
+        """latents (B, latent_dim, T) -> audio (B, io_channels, T * ratio).
+
+        `chunk_frames`: decode `chunk_frames` latent frames at a time, each with `overlap_frames` of context on both
+        sides that is decoded and dropped, so peak memory follows the chunk, not the clip. The decoder is
+        convolutional: when the overlap covers its receptive field (Oobleck at Stable Audio Open Small's strides:
+        ~10 frames), the result equals the whole decode up to float rounding.
+        """
         if latents.ndim != 3 or latents.shape[1] != self.config.latent_dim:
             raise ValueError(f"latents must be (batch, {self.config.latent_dim}, frames), got {tuple(latents.shape)}")
+        if chunk_frames is not None and (chunk_frames < 1 or overlap_frames < 0):
+            raise ValueError(f"chunk_frames must be >= 1 and overlap_frames >= 0, got {chunk_frames}, "
+                             f"{overlap_frames}")
         dtype = next(self.decoder.parameters()).dtype
-        return self.decoder((latents * self.config.latent_scale).to(dtype))
+        latents = (latents * self.config.latent_scale).to(dtype)
+        frames = latents.shape[-1]
+        if chunk_frames is None or chunk_frames >= frames:
+            return self.decoder(latents)
+        ratio, pieces = self.downsampling_ratio, []
+        for start in range(0, frames, chunk_frames):
+            lo, hi = max(0, start - overlap_frames), min(frames, start + chunk_frames + overlap_frames)
+            audio = self.decoder(latents[:, :, lo:hi])  # (B, C, (hi - lo) * ratio)
+            keep = min(chunk_frames, frames - start) * ratio
+            pieces.append(audio[:, :, (start - lo) * ratio:(start - lo) * ratio + keep])
+        return torch.cat(pieces, dim=-1)  # (B, C, T * ratio)
