@@ -126,7 +126,7 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
                              "or one per prompt")
     for i, n, limit in truncated_prompts(model, prompts):
         warnings.warn(f"prompt {i} ({prompts[i][:40]!r}...) has {n} tokens; the text encoder takes {limit}, so it "
-                      f"was truncated", UserWarning, stacklevel=2)
+                      f"was truncated", UserWarning, stacklevel=3)  # past the no_grad wrapper
 
     batch_size = batch_size or len(prompts)
     clips: list[torch.Tensor] = []

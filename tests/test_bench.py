@@ -72,4 +72,12 @@ def test_int8_agreement_compares_the_same_seeds_and_leaves_the_model_fp32(tmp_pa
     assert main(["bench", "tiny", "--agreement", "--seconds", "0.5", "--steps", "2", "--json",
                  str(tmp_path / "a.json")]) == 0
     assert "latent cosine" in capsys.readouterr().out
-    assert set(json.loads((tmp_path / "a.json").read_text())) >= {"latent_cosine", "audio_snr_db"}
+    assert set(json.loads((tmp_path / "a.json").read_text())) >= {"latent_cosine", "audio_snr_db",
+                                                                   "spectrogram_snr_db"}
+
+
+def test_snr_is_the_literal_power_ratio():
+    from arcaudio.bench import _snr_db
+
+    x = torch.ones(2, 100)
+    assert abs(float(_snr_db(x, x + 0.1)) - 20.0) < 1e-4  # power 1 against 0.01

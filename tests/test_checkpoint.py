@@ -135,7 +135,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 
 
 def test_load_errors_are_clear(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither an existing file or folder nor a preset"):
+    with pytest.raises(FileNotFoundError, match="neither an existing file or folder nor a model name"):
         load("no-such-model")
     lone = tmp_path / "lone"
     lone.mkdir()

@@ -46,7 +46,8 @@ def _agreement(args: argparse.Namespace) -> int:
     result = int8_agreement(model.eval(), seconds=args.seconds, steps=args.steps, sampler=args.sampler)
     print(f"{args.model}: int8 DiT against fp32, same seeds, {result['clips']} clips: latent cosine "
           f"{result['latent_cosine']:.4f} (min {result['latent_cosine_min']:.4f}), audio SNR "
-          f"{result['audio_snr_db']:.1f} dB (min {result['audio_snr_db_min']:.1f} dB)")
+          f"{result['audio_snr_db']:.1f} dB (min {result['audio_snr_db_min']:.1f} dB), spectrogram SNR "
+          f"{result['spectrogram_snr_db']:.1f} dB (min {result['spectrogram_snr_db_min']:.1f} dB)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -79,11 +79,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     elif args.strength is not None:
         raise ValueError("--strength applies to audio-to-audio; give --init-audio FILE too")
 
+    from ..generation import resolve_seconds, sampling_settings
+
+    resolve_seconds(model.config, seconds)  # bad input fails before the progress bar appears
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
-
-        from ..generation import sampling_settings
 
         steps = sampling_settings(model.config.objective, args.sampler, args.steps, args.cfg_scale).steps
         batches = -(-len(prompts) // (args.batch_size or len(prompts)))
