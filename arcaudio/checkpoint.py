@@ -52,11 +52,22 @@ def check_state_dict(expected: Mapping[str, tuple[int, ...] | torch.Size], state
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                            source: str = "checkpoint") -> None:
     """Load with zero tolerance for missing, unexpected or mis-shaped keys. A model built on the meta device
-    takes the checkpoint's tensors directly (no second copy)."""
+    takes the checkpoint's tensors directly (no second copy), and its tied parameters (one Parameter under several
+    names, such as a T5's `shared` and `encoder.embed_tokens`) stay tied: as in a load into a built model, the
+    last of the names in state-dict order gives the value."""
     expected = {k: v.shape for k, v in model.state_dict().items()}
     check_state_dict(expected, state_dict, source)
     on_meta = any(t.is_meta for t in model.state_dict().values())
+    tied: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        tied.setdefault(id(param), []).append(name)
     model.load_state_dict(dict(state_dict), strict=True, assign=on_meta)
+    if on_meta:  # assign=True gave every name its own tensor: tie them again
+        for names in (n for n in tied.values() if len(n) > 1):
+            keep = model.get_parameter(names[-1])
+            for name in names[:-1]:
+                owner, _, leaf = name.rpartition(".")
+                setattr(model.get_submodule(owner), leaf, keep)
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -65,6 +65,12 @@ def load_init_audio(path: str | Path, model: TextToAudioModel) -> torch.Tensor:
     return to_channels(resample(audio, sample_rate, model.config.sample_rate), model.config.autoencoder.io_channels)
 
 
+def _check_init_clip(config, i: int, clip: torch.Tensor) -> None:
+    if clip.ndim != 2 or clip.shape[0] != config.autoencoder.io_channels or clip.shape[1] == 0:
+        raise ValueError(f"init audio {i} must be ({config.autoencoder.io_channels}, samples) with samples > 0 at "
+                         f"{config.sample_rate} Hz, got shape {tuple(clip.shape)}")
+
+
 @torch.no_grad()
 def encode_init_audio(model: TextToAudioModel, audio: Sequence[torch.Tensor]) -> torch.Tensor:
     """Clips (C, L_i) -> the posterior means of their latents (B, latent_dim, latent_length): each clip cropped or
@@ -73,9 +79,7 @@ def encode_init_audio(model: TextToAudioModel, audio: Sequence[torch.Tensor]) ->
     window = config.latent_length * config.autoencoder.downsampling_ratio
     batch = []
     for i, clip in enumerate(audio):
-        if clip.ndim != 2 or clip.shape[0] != config.autoencoder.io_channels or clip.shape[1] == 0:
-            raise ValueError(f"init audio {i} must be ({config.autoencoder.io_channels}, samples) with samples > 0 at "
-                             f"{config.sample_rate} Hz, got shape {tuple(clip.shape)}")
+        _check_init_clip(config, i, clip)
         clip = clip[:, :window].float()
         batch.append(torch.nn.functional.pad(clip, (0, window - clip.shape[1])))
     audio_batch = torch.stack(batch).to(model.device)  # (B, C, window)
@@ -124,6 +128,8 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
         if len(init_audio) != len(prompts):
             raise ValueError(f"got {len(init_audio)} init audio clips for {len(prompts)} prompts; give one for all, "
                              "or one per prompt")
+        for i, clip in enumerate(init_audio):
+            _check_init_clip(config, i, clip)
     for i, n, limit in truncated_prompts(model, prompts):
         warnings.warn(f"prompt {i} ({prompts[i][:40]!r}...) has {n} tokens; the text encoder takes {limit}, so it "
                       f"was truncated", UserWarning, stacklevel=3)  # past the no_grad wrapper
@@ -132,7 +138,8 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     clips: list[torch.Tensor] = []
     for start in range(0, len(prompts), batch_size):
         chunk = range(start, min(start + batch_size, len(prompts)))
-        init = None if init_audio is None else encode_init_audio(model, [init_audio[i] for i in chunk])
+        init = (None if init_audio is None or strength >= 1  # strength 1 ignores the input: nothing to encode
+                else encode_init_audio(model, [init_audio[i] for i in chunk]))
         clips += _generate_batch(model, [prompts[i] for i in chunk], seconds, settings, seed + start, callback,
                                  init, float(strength), decode_chunk)
     return clips

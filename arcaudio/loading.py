@@ -127,7 +127,6 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None, d
                 raise StateDictMismatchError([], sorted(unknown), [], str(source.weights))
         model = build_model(source.config, device="meta")
         load_state_dict_strict(model, state, str(source.weights))
-        model.conditioners["prompt"].retie_embeddings()
     prompt = model.conditioners["prompt"]
     if not prompt.builtin and t5 is not False:
         encoder, tokenizer = load_pretrained_t5(source.config.conditioning.prompt.t5_model_name if t5 in (None, True)

@@ -162,3 +162,24 @@ def test_safetensors_bytes_do_not_depend_on_metadata_order(tmp_path):
 
     with safe_open(str(tmp_path / "one.safetensors"), "pt") as f:
         assert f.metadata() == meta and torch.equal(f.get_tensor("b"), tensors["b"])
+
+
+def test_meta_loading_keeps_tied_parameters_tied_and_takes_the_last_key():
+    from torch import nn
+
+    from arcaudio.checkpoint import load_state_dict_strict
+
+    def tied_pair() -> nn.Module:
+        m = nn.Module()
+        m.a, m.b = nn.Linear(3, 2, bias=False), nn.Linear(3, 2, bias=False)
+        m.b.weight = m.a.weight
+        return m
+
+    with torch.device("meta"):
+        meta = tied_pair()
+    state = {"a.weight": torch.zeros(2, 3), "b.weight": torch.ones(2, 3)}  # as a stale copy would leave them
+    load_state_dict_strict(meta, state)
+    built = tied_pair()
+    load_state_dict_strict(built, state)  # a load into a built model: the last key wins
+    assert meta.a.weight is meta.b.weight and torch.equal(meta.a.weight, built.a.weight)
+    assert torch.equal(meta.a.weight, torch.ones(2, 3))

@@ -64,7 +64,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..generation import generate, load_init_audio
+    from ..generation import generate, load_init_audio, resolve_seconds, sampling_settings
     from ..loading import load
 
     model_name, prompts = split_model_and_prompts(args)
@@ -78,8 +78,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
             seconds = min(init.shape[-1] / model.config.sample_rate, model.config.max_seconds)
     elif args.strength is not None:
         raise ValueError("--strength applies to audio-to-audio; give --init-audio FILE too")
-
-    from ..generation import resolve_seconds, sampling_settings
 
     resolve_seconds(model.config, seconds)  # bad input fails before the progress bar appears
     bar = None

@@ -83,13 +83,6 @@ class T5Conditioner(nn.Module):
     def encoder(self) -> nn.Module | None:
         return self.model if self.builtin else (self._frozen[0] if self._frozen else None)
 
-    def retie_embeddings(self) -> None:
-        """Share one token-embedding matrix between the built-in T5's `shared` and `encoder.embed_tokens` again.
-        Loading onto the meta device (assign=True) gives each key its own tensor, and a model trained after such a
-        load updated only `encoder.embed_tokens`, the one the encoder reads; so that is the one kept."""
-        if self.builtin:
-            self.model.shared.weight = self.model.encoder.embed_tokens.weight
-
     def attach(self, encoder: nn.Module, tokenizer: Any) -> None:
         """Attach a frozen pre-trained T5 encoder (its d_model must equal cond_dim) and its tokenizer."""
         if self.builtin:

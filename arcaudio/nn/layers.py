@@ -36,7 +36,7 @@ class SnakeBeta(nn.Module):
         shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcast over channels: (1, C, 1[, 1])
         alpha = self.alpha.exp().view(shape).to(x.dtype)
         inv_beta = (1.0 / (self.beta.exp() + 1e-9)).view(shape).to(x.dtype)
-        if torch.is_grad_enabled() and (x.requires_grad or self.alpha.requires_grad):
+        if torch.is_grad_enabled() and (x.requires_grad or self.alpha.requires_grad or self.beta.requires_grad):
             return x + inv_beta * torch.sin(x * alpha).pow(2)
         s = torch.mul(x, alpha).sin_()  # inference: one new tensor instead of four, the same arithmetic in
         return s.mul_(s).mul_(inv_beta).add_(x)  # place (2.7x faster on CPU, where large allocations page-fault)
