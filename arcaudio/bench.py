@@ -178,7 +178,7 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
         x = batch_randn(shape, torch.Generator().manual_seed(run), device, dtype)
         steps_clock.start()
         latents = settings.sample_fn(cfg_velocity(model, cond, settings.cfg_scale), x,
-                                     settings.schedule_fn(settings.steps),
+                                     settings.schedule(),
                                      generator=torch.Generator().manual_seed(run), callback=steps_clock)
         t2 = _now(device)
         model.autoencoder.decode(latents, chunk_frames=decode_chunk)

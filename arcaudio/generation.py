@@ -12,7 +12,7 @@ import torch
 
 from .flow import add_noise
 from .models.text_to_audio import TextToAudioModel
-from .sampling import SAMPLERS, Callback, batch_randn, cfg_velocity
+from .sampling import SAMPLERS, Callback, batch_randn, cfg_velocity, check_guidance, rf_schedule
 
 DEFAULTS = {  # objective -> (sampler, steps, cfg_scale)
     "rf_denoiser": ("pingpong", 8, 1.0),
@@ -20,12 +20,18 @@ DEFAULTS = {  # objective -> (sampler, steps, cfg_scale)
 }
 
 
+INIT_POSTERIORS = ("mean", "sample")
+
+
 class SamplingSettings(NamedTuple):
     sampler: str
     sample_fn: Callable
-    schedule_fn: Callable
     steps: int
     cfg_scale: float
+
+    def schedule(self, sigma_max: float = 1.0) -> torch.Tensor:
+        """The sampler's times, (steps + 1,) from sigma_max down to 0 (`rf_schedule`, the reference's grid)."""
+        return rf_schedule(self.steps, sigma_max)
 
 
 def sampling_settings(objective: str, sampler: str | None = None, steps: int | None = None,
@@ -35,10 +41,9 @@ def sampling_settings(objective: str, sampler: str | None = None, steps: int | N
     sampler = sampler or default_sampler
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
-    sample_fn, schedule_fn = SAMPLERS[sampler]
     steps = default_steps if steps is None else steps
     cfg_scale = default_cfg if cfg_scale is None else float(cfg_scale)
-    return SamplingSettings(sampler, sample_fn, schedule_fn, steps, cfg_scale)
+    return SamplingSettings(sampler, SAMPLERS[sampler], steps, cfg_scale)
 
 
 def resolve_seconds(config, seconds: float | None) -> float:
@@ -72,9 +77,14 @@ def _check_init_clip(config, i: int, clip: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def encode_init_audio(model: TextToAudioModel, audio: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Clips (C, L_i) -> the posterior means of their latents (B, latent_dim, latent_length): each clip cropped or
-    zero-padded to the model's window, so the output keeps the input's timing frame for frame."""
+def encode_init_audio(model: TextToAudioModel, audio: Sequence[torch.Tensor], posterior: str = "mean",
+                      generator=None) -> torch.Tensor:
+    """Clips (C, L_i) -> their latents (B, latent_dim, latent_length): each clip cropped or zero-padded to the
+    model's window, so the output keeps the input's timing frame for frame. `posterior`: "mean" (the posterior
+    mean) or "sample" (mean + std * noise, as stable-audio-tools encodes init audio; the noise from `generator`,
+    one torch.Generator or one per clip, see sampling.batch_randn)."""
+    if posterior not in INIT_POSTERIORS:
+        raise ValueError(f"posterior must be one of {list(INIT_POSTERIORS)}, got {posterior!r}")
     config = model.config
     window = config.latent_length * config.autoencoder.downsampling_ratio
     batch = []
@@ -83,26 +93,38 @@ def encode_init_audio(model: TextToAudioModel, audio: Sequence[torch.Tensor]) ->
         clip = clip[:, :window].float()
         batch.append(torch.nn.functional.pad(clip, (0, window - clip.shape[1])))
     audio_batch = torch.stack(batch).to(model.device)  # (B, C, window)
-    return model.autoencoder.encode(audio_batch, sample=False)  # (B, latent_dim, latent_length)
+    if posterior == "mean":
+        return model.autoencoder.encode(audio_batch, sample=False)  # (B, latent_dim, latent_length)
+    mean, std = model.autoencoder.encode_moments(audio_batch)  # (B, latent_dim, latent_length) each
+    noise = batch_randn(mean.shape, generator, mean.device, mean.dtype)
+    return (mean + std * noise) / model.autoencoder.config.latent_scale
 
 
 @torch.no_grad()
 def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: float | None = None,
              steps: int | None = None, sampler: str | None = None, cfg_scale: float | None = None, seed: int = 0,
              callback: Callback | None = None, init_audio: torch.Tensor | Sequence[torch.Tensor] | None = None,
-             strength: float = 1.0, batch_size: int | None = None,
-             decode_chunk: int | None = None) -> list[torch.Tensor]:
+             strength: float = 1.0, batch_size: int | None = None, decode_chunk: int | None = None,
+             negative_prompt: str | Sequence[str] | None = None, cfg_interval: tuple[float, float] = (0.0, 1.0),
+             cfg_rescale: float = 0.0, init_posterior: str = "mean") -> list[torch.Tensor]:
     """Generate one clip per prompt.
 
     Defaults follow the model's objective: ping-pong, 8 steps, no CFG for post-trained (`rf_denoiser`) models;
-    Euler, 50 steps, CFG 6 for pre-trained flows. `seconds` defaults to the model's full window. Clip i draws its
-    noise from seed `seed + i` alone, so it is the same whichever prompts share its batch, and whatever
+    Euler, 50 steps, CFG 6 for pre-trained flows. Every sampler (`pingpong`, `euler`, `dpmpp`) runs on the
+    reference's log-SNR time grid (sampling.rf_schedule). `seconds` defaults to the model's full window. Clip i
+    draws its noise from seed `seed + i` alone, so it is the same whichever prompts share its batch, and whatever
     `batch_size` (prompts per forward pass; default: all at once).
+
+    Guidance (with cfg_scale != 1): `negative_prompt` (one for all prompts, or one each) takes the place of the
+    empty prompt in the unconditional branch; `cfg_interval` (lo, hi) applies CFG only at times lo <= t <= hi;
+    `cfg_rescale` in [0, 1] is CFG rescale (stable-audio-tools' `scale_phi`). See sampling.cfg_velocity.
 
     Audio-to-audio (style transfer, voice-to-sound): `init_audio` is one (channels, L) clip at the model's rate for
     every prompt, or one per prompt (see `load_init_audio`). Sampling then starts at time `strength` in (0, 1] from
-    (1 - strength) * latents(init) + strength * noise, on the sampler's schedule scaled by `strength`: near 0 the
-    output is the input's reconstruction, at 1 the input is ignored (plain text-to-audio, bit for bit).
+    (1 - strength) * latents(init) + strength * noise, on the reference's grid respaced from that time (the
+    log-SNR of t = strength up to 2): near 0 the output is the input's reconstruction, at 1 the input is ignored
+    (plain text-to-audio, bit for bit). `init_posterior`: the input's latents are the encoder's posterior "mean"
+    (default: deterministic, one draw fewer) or a posterior "sample" (stable-audio-tools' behaviour).
     Prompts longer than the text encoder takes are truncated, with a UserWarning naming them.
 
     `callback(i, x)` is called after every sampling step of every batch. `decode_chunk`: decode that many latent
@@ -110,16 +132,25 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     Returns a list of (channels, round(seconds * sample_rate)) float tensors on the model's device.
     """
     config = model.config
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    if not prompts:
-        raise ValueError("no prompts given")
-    for p in prompts:
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"prompts must be non-empty strings, got {p!r}")
+    prompts = _check_prompts(prompts, "prompts")
     seconds = resolve_seconds(config, seconds)
     settings = sampling_settings(config.objective, sampler, steps, cfg_scale)
+    check_guidance(settings.cfg_scale, cfg_interval, cfg_rescale)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    negatives = None
+    if negative_prompt is not None:
+        negatives = _check_prompts(negative_prompt, "negative_prompt")
+        if len(negatives) == 1:
+            negatives = negatives * len(prompts)
+        if len(negatives) != len(prompts):
+            raise ValueError(f"got {len(negatives)} negative prompts for {len(prompts)} prompts; give one for all, "
+                             "or one per prompt")
+        if settings.cfg_scale == 1.0:
+            warnings.warn("negative_prompt has no effect without guidance (cfg_scale 1); set cfg_scale to use it",
+                          UserWarning, stacklevel=3)
+    if init_posterior not in INIT_POSTERIORS:
+        raise ValueError(f"init_posterior must be one of {list(INIT_POSTERIORS)}, got {init_posterior!r}")
     if init_audio is not None:
         if not (isinstance(strength, (int, float)) and 0 < strength <= 1):
             raise ValueError(f"strength must be in (0, 1], got {strength!r}")
@@ -135,31 +166,47 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
                       f"was truncated", UserWarning, stacklevel=3)  # past the no_grad wrapper
 
     batch_size = batch_size or len(prompts)
+    guidance = {"cfg_interval": cfg_interval, "cfg_rescale": cfg_rescale}
     clips: list[torch.Tensor] = []
     for start in range(0, len(prompts), batch_size):
         chunk = range(start, min(start + batch_size, len(prompts)))
-        init = (None if init_audio is None or strength >= 1  # strength 1 ignores the input: nothing to encode
-                else encode_init_audio(model, [init_audio[i] for i in chunk]))
+        init = None if init_audio is None or strength >= 1 else [init_audio[i] for i in chunk]  # 1: input unused
+        negative = None if negatives is None else [negatives[i] for i in chunk]
         clips += _generate_batch(model, [prompts[i] for i in chunk], seconds, settings, seed + start, callback,
-                                 init, float(strength), decode_chunk)
+                                 init, float(strength), init_posterior, decode_chunk, negative, guidance)
     return clips
 
 
+def _check_prompts(prompts: Sequence[str] | str, name: str) -> list[str]:
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompts:
+        raise ValueError(f"no {name} given")
+    for p in prompts:
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError(f"{name} must be non-empty strings, got {p!r}")
+    return prompts
+
+
 def _generate_batch(model: TextToAudioModel, prompts: list[str], seconds: float, settings: SamplingSettings,
-                    seed: int, callback: Callback | None, init_latents: torch.Tensor | None,
-                    strength: float, decode_chunk: int | None) -> list[torch.Tensor]:
+                    seed: int, callback: Callback | None, init_audio: list[torch.Tensor] | None, strength: float,
+                    init_posterior: str, decode_chunk: int | None, negative: list[str] | None,
+                    guidance: dict) -> list[torch.Tensor]:
+    """Noise, then the input's latents (with their posterior draw), then the sampler's draws: per clip, in the
+    order stable-audio-tools draws them."""
     config = model.config
     device = model.device
     dtype = model.dit.preprocess_conv.weight.dtype
     cond = model.condition(prompts, seconds)
+    negative_cond = None if negative is None else model.condition(negative, seconds)
     generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(len(prompts))]
     shape = (len(prompts), config.dit.io_channels, config.latent_length)
     x = batch_randn(shape, generators, device, dtype)  # (B, C, T) at t = 1
-    ts = settings.schedule_fn(settings.steps)  # (steps + 1,) from 1 down to 0
-    if init_latents is not None and strength < 1:
-        ts = ts * strength  # start part-way: the input's latents, noised to time `strength`
+    ts = settings.schedule()  # (steps + 1,) from 1 down to 0
+    if init_audio is not None:
+        init_latents = encode_init_audio(model, init_audio, init_posterior, generators)  # (B, C, T)
+        ts = settings.schedule(strength)  # the grid respaced from t = strength
         x = add_noise(init_latents.to(dtype), x, torch.full((len(prompts),), strength, device=device, dtype=dtype))
-    model_fn = cfg_velocity(model, cond, settings.cfg_scale)
+    model_fn = cfg_velocity(model, cond, settings.cfg_scale, negative=negative_cond, **guidance)
     latents = settings.sample_fn(model_fn, x, ts, generator=generators, callback=callback)  # (B, C, T)
     audio = model.autoencoder.decode(latents, chunk_frames=decode_chunk).float()  # (B, channels, sample_size)
     length = round(seconds * config.sample_rate)

@@ -19,7 +19,7 @@ for variant in arc arc_nolc; do
   extra=()
   [ "$variant" = arc_nolc ] && extra=(--set arc.contrastive=false)
   $A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/$variant" --seed "$SEED" \
-    --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set optim.lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \
+    --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set arc.generator_lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \
     --set log_every=50 --set checkpoint_every=200 --no-progress "${extra[@]}"
 done
 $PY scripts/arc_table.py "$OUT/flow/model.safetensors" "$OUT/arc/model.safetensors" \

@@ -12,6 +12,11 @@ Writes:
   sat_tiny_io.safetensors    inputs and reference outputs of that model (weights are not stored: every parameter
                              is drawn from torch.randn seeded with crc32 of its key, see `golden_weight`, and
                              sat_tiny_weight_sums.json holds each tensor's sum to prove the same draw)
+  sat_tiny_sampling.json     the generation cases below (sampler, steps, CFG options, strength, prompts, seed)
+  sat_tiny_sampling.safetensors  for each case, `generate_diffusion_cond` end to end with a small T5 whose weights
+                             are golden_weight draws too (run in fp32; the reference casts T5 to fp16): the noise it
+                             drew (start, posterior, per step), the state and time of every network call (the
+                             trajectory), the final latents and the decoded audio
 """
 
 import json
@@ -24,11 +29,27 @@ import transformers
 from safetensors.torch import save_file
 
 # T5 is not in stable-audio-tools checkpoints; give its factory a small offline stand-in so the model builds.
+T5_ARCH = dict(d_model=768, d_kv=8, d_ff=32, num_layers=1, num_heads=2, vocab_size=384)  # tests/golden_weights.py
 transformers.T5EncoderModel.from_pretrained = staticmethod(lambda *a, **k: transformers.T5EncoderModel(
-    transformers.T5Config(d_model=768, d_kv=8, d_ff=32, num_layers=1, num_heads=2, vocab_size=384)))
+    transformers.T5Config(**T5_ARCH)))
 transformers.AutoTokenizer.from_pretrained = staticmethod(lambda *a, **k: transformers.ByT5Tokenizer())
 
+from stable_audio_tools.inference.generation import generate_diffusion_cond  # noqa: E402
 from stable_audio_tools.models.factory import create_model_from_config  # noqa: E402
+
+PROMPTS = ["a dog barking in the rain", "soft piano chords"]
+NEGATIVES = ["static noise", "a loud siren"]
+CASES = [  # name -> generate_diffusion_cond settings; strength < 1 is audio-to-audio from the stored init audio
+    dict(name="pingpong", sampler="pingpong", steps=8, cfg_scale=1.0, seed=11),
+    dict(name="euler", sampler="euler", steps=10, cfg_scale=1.0, seed=12),
+    dict(name="dpmpp", sampler="dpmpp", steps=10, cfg_scale=1.0, seed=13),
+    dict(name="euler_cfg_negative", sampler="euler", steps=10, cfg_scale=3.0, negative=NEGATIVES, seed=14),
+    dict(name="dpmpp_cfg_interval_rescale", sampler="dpmpp", steps=10, cfg_scale=4.0, cfg_interval=[0.3, 0.9],
+         scale_phi=0.6, seed=15),
+    dict(name="pingpong_cfg_negative_rescale", sampler="pingpong", steps=8, cfg_scale=2.5, negative=NEGATIVES,
+         scale_phi=0.3, cfg_interval=[0.0, 0.95], seed=16),
+] + [dict(name=f"{sampler}_a2a_{s}", sampler=sampler, steps=8, cfg_scale=1.0, strength=s, seed=20 + i)
+     for i, (sampler, s) in enumerate((sm, s) for s in (0.3, 0.7) for sm in ("pingpong", "euler", "dpmpp"))]
 
 
 def golden_weight(name, shape):
@@ -109,6 +130,63 @@ def main(out):
                "seconds": torch.tensor(seconds), "seconds_tokens": sec_tokens.contiguous()},
               f"{out}/sat_tiny_io.safetensors")
     print("wrote", out, "| v", tuple(v.shape), "hidden", tuple(hidden.shape), "encoded", tuple(encoded.shape))
+    sampling_golden(model, cfg["sample_size"], out)
+
+
+def sampling_golden(model, sample_size, out):
+    """Run every CASE through generate_diffusion_cond, recording its noise draws and its network calls."""
+    t5 = transformers.T5EncoderModel(transformers.T5Config(**T5_ARCH)).eval()
+    with torch.no_grad():
+        for name, p in t5.named_parameters():
+            p.copy_(golden_weight(f"t5.{name}", tuple(p.shape)))
+    model.conditioner.conditioners["prompt"].__dict__["model"] = t5  # fp32 (the reference casts it to fp16)
+    seconds = sample_size / model.sample_rate  # the whole window, so nothing is cropped
+    init_audio = torch.randn(2, sample_size, generator=torch.Generator().manual_seed(5)) * 0.5
+    tensors, calls = {"init_audio": init_audio}, []
+    model.model.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((args[0].clone(), args[1].clone())), with_kwargs=True)
+    real_randn_like = torch.randn_like
+    for case in CASES:
+        draws = []
+        calls.clear()
+
+        def recorded_randn_like(x, *args, **kwargs):
+            draws.append(real_randn_like(x, *args, **kwargs))
+            return draws[-1]
+
+        cond = [{"prompt": p, "seconds_total": seconds} for p in PROMPTS]
+        neg = [{"prompt": p, "seconds_total": seconds} for p in case["negative"]] if "negative" in case else None
+        extra = {k: tuple(case[k]) if k == "cfg_interval" else case[k] for k in ("cfg_interval", "scale_phi")
+                 if k in case}
+        strength = case.get("strength", 1.0)
+        init = (model.sample_rate, init_audio) if strength < 1 else None
+        torch.manual_seed(case["seed"])
+        noise = torch.randn(2, 8, sample_size // model.pretransform.downsampling_ratio)  # what it draws first
+        torch.randn_like = recorded_randn_like
+        try:
+            with torch.no_grad():
+                latents = generate_diffusion_cond(
+                    model, steps=case["steps"], cfg_scale=case["cfg_scale"], conditioning=cond,
+                    negative_conditioning=neg, batch_size=2, sample_size=sample_size, seed=case["seed"],
+                    device="cpu", sampler_type=case["sampler"], init_audio=init, init_noise_level=strength,
+                    return_latents=True, **extra)
+                audio = model.pretransform.decode(latents)
+        finally:
+            torch.randn_like = real_randn_like
+        k = case["name"]
+        tensors[f"{k}.noise"] = noise
+        if strength < 1:  # the init audio is encoded once, its posterior drawn at batch 1, then repeated
+            tensors[f"{k}.posterior_noise"] = draws.pop(0)  # (1, C, T)
+        if draws:
+            tensors[f"{k}.step_noise"] = torch.stack(draws)  # (steps, B, C, T): ping-pong's re-noising
+        tensors[f"{k}.xs"] = torch.stack([x for x, _ in calls])  # (steps, B, C, T): the state at each call
+        tensors[f"{k}.ts"] = torch.stack([t[0] for _, t in calls])  # (steps,)
+        tensors[f"{k}.latents"] = latents
+        tensors[f"{k}.audio"] = audio
+    save_file({k: v.contiguous() for k, v in tensors.items()}, f"{out}/sat_tiny_sampling.safetensors")
+    with open(f"{out}/sat_tiny_sampling.json", "w") as f:
+        json.dump({"prompts": PROMPTS, "seconds_total": seconds, "t5": T5_ARCH, "cases": CASES}, f, indent=1)
+    print("wrote", len(CASES), "sampling cases")
 
 
 if __name__ == "__main__":

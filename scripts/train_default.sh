@@ -30,7 +30,7 @@ SKIP_EVAL=1 RECAPTION=${RECAPTION:-true} bash "$HERE/train_tiny.sh" "$OUT"
 
 stamp "ARC post-training ($ARC_STEPS steps, relativistic + contrastive)"
 $A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/arc" --seed "$SEED" \
-  --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set optim.lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \
+  --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set arc.generator_lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \
   --set log_every=50 --set checkpoint_every=200 --no-progress
 
 stamp "export -> $EXPORT"

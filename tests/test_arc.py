@@ -94,7 +94,7 @@ def _small_config():
     return ModelConfig.from_dict(data)
 
 
-def _stage(**arc):
+def _stage(extra: tuple[str, ...] = (), **arc):
     from arcaudio.training.arc_stage import ARCStage
 
     torch.manual_seed(0)
@@ -103,8 +103,8 @@ def _stage(**arc):
         model.dit.postprocess_conv.weight.normal_(0, 0.1)
         for block in model.dit.transformer.layers:
             block.ff.ff[2].weight.normal_(0, 0.02)
-    overrides = ["stage='arc'", "data='x'", "batch_size=4", "ema_decay=0.0", "optim.lr=1e-3",
-                 "arc.discriminator_lr=1e-3"] + [f"arc.{k}={v!r}" for k, v in arc.items()]
+    overrides = ["stage='arc'", "data='x'", "batch_size=4", "ema_decay=0.0", "arc.generator_lr=1e-3",
+                 "arc.discriminator_lr=1e-3", *extra] + [f"arc.{k}={v!r}" for k, v in arc.items()]
     config = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), overrides))
     return ARCStage(model, config, DistInfo())
 
@@ -160,3 +160,42 @@ def test_discriminator_starts_from_the_generator_weights():
     trunk = stage.discriminator.trunk.state_dict()
     assert all(torch.equal(v, trunk[k]) for k, v in stage.model.dit.state_dict().items())
     assert stage.exit_layer == default_exit_layer(2) == 1  # round(0.75 * 2) = 2 blocks: exit after block 1
+
+
+def test_each_players_schedule_spans_the_run():
+    """Warm-up 4 and cosine over a 20-step run: G steps at even run steps, D at odd; each player's learning rate
+    at its step is the run's schedule at that run step, so both warm up in 4 run steps and end near 0."""
+    from arcaudio.training.optim import lr_factor
+
+    stage = _stage(("steps=20", "optim.warmup_steps=4", "optim.schedule='cosine'"), generator_lr=2e-3,
+                   discriminator_lr=1e-3)
+    seen = {}
+    for run_step in range(20):
+        sched, opt = (stage.scheduler, stage.optimizer) if run_step % 2 == 0 else (stage.d_scheduler,
+                                                                                    stage.d_optimizer)
+        seen[run_step] = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+    for run_step, lr in seen.items():
+        base = 2e-3 if run_step % 2 == 0 else 1e-3
+        assert lr == pytest.approx(base * lr_factor(run_step, 20, stage.config.optim), rel=1e-9), run_step
+    assert seen[0] == pytest.approx(2e-3 / 4) and seen[3] == pytest.approx(1e-3)  # warm-up: 4 run steps
+    assert seen[18] < 0.04 * 2e-3 and seen[19] < 0.01 * 1e-3  # both end near 0, not at 0.5-0.8x
+
+
+def test_the_stage_builds_its_schedules_per_player(monkeypatch):
+    import arcaudio.training.arc_stage as arc_stage
+
+    built = []
+    real = arc_stage.build_scheduler
+    monkeypatch.setattr(arc_stage, "build_scheduler", lambda *a, **k: built.append(k) or real(*a, **k))
+    stage = _stage(generator_lr=2e-3, discriminator_lr=1e-3)
+    assert built == [{"every": 2, "offset": 0}, {"every": 2, "offset": 1}]
+    assert stage.optimizer.param_groups[0]["lr"] == 2e-3 and stage.d_optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_arc_refuses_optim_lr_and_names_the_players_rates():
+    data = apply_overrides(TrainConfig().to_dict(), ["stage='arc'", "data='x'", "optim.lr=1e-5"])
+    with pytest.raises(ValueError, match=r"arc.generator_lr \(3e-05\), not optim.lr \(1e-05\)"):
+        TrainConfig.from_dict(data).validate()
+    assert TrainConfig().arc.generator_lr == TrainConfig().arc.discriminator_lr == 3e-5

@@ -93,3 +93,58 @@ def test_batch_randn_draws_each_item_from_its_own_generator():
     assert torch.equal(one, torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(3)))
     with pytest.raises(ValueError, match="got 2 generators for a batch of 3"):
         batch_randn((3, 5), gens, "cpu")
+
+
+def test_dpmpp_with_a_perfect_denoiser_returns_x0_and_matches_a_literal_loop():
+    from arcaudio.sampling import rf_schedule, sample_dpmpp
+
+    x0 = torch.randn(2, 3, 4, dtype=torch.float64)
+    perfect = lambda x, t: (x - x0) / t.view(-1, 1, 1).to(x.dtype)  # noqa: E731
+    assert torch.allclose(sample_dpmpp(perfect, torch.randn(2, 3, 4, dtype=torch.float64), rf_schedule(6)), x0)
+
+    ts = rf_schedule(5).tolist()
+    model = lambda x, t: torch.sin(3 * x) + t.view(-1, 1, 1)  # noqa: E731
+    start = torch.randn(2, 3, 4)
+    got = sample_dpmpp(model, start, rf_schedule(5))
+    x, old = start.double(), None  # the reference's update, written out in float64 with its own log-SNR
+    lam = [float("-inf")] + [float(torch.log(torch.tensor((1 - t) / t, dtype=torch.float64))) for t in ts[1:-1]]
+    for i in range(5):
+        d = x - ts[i] * model(x, torch.full((2,), ts[i], dtype=torch.float64))
+        if i == 4:
+            x = d
+        else:
+            h = lam[i + 1] - lam[i]
+            if old is not None:
+                r = (lam[i] - lam[i - 1]) / h
+                d2 = (1 + 1 / (2 * r)) * d - (1 / (2 * r)) * old
+            x = (ts[i + 1] / ts[i]) * x + (1 - ts[i + 1]) * (1 - torch.exp(torch.tensor(-h))) * (d if old is None else d2)
+        old = d
+    assert torch.allclose(got.double(), x, rtol=1e-5, atol=1e-5)
+
+
+def test_cfg_with_negative_prompt_interval_and_rescale_is_the_literal_formula():
+    from arcaudio import load
+    from arcaudio.sampling import cfg_velocity
+
+    model = load("tiny")
+    cond, neg = model.condition(["hum", "buzz"], 1.0), model.condition(["hiss", "click"], 1.0)
+    x = torch.randn(2, 32, 64)
+    inside, outside = torch.tensor([0.5, 0.5]), torch.tensor([0.95, 0.95])
+    fn = cfg_velocity(model, cond, 3.0, negative=neg, cfg_interval=(0.2, 0.9), cfg_rescale=0.7)
+    uncond = type(cond)(neg.cross_attn_cond, cond.global_cond.clone(), neg.prompt_mask)  # tiny: pooled prompt
+    if cond.global_prompt_from is not None:
+        k = cond.global_prompt_from
+        uncond = type(cond)(neg.cross_attn_cond, torch.cat([cond.global_cond[:, :k], neg.global_cond[:, k:]], 1),
+                            neg.prompt_mask, k)
+    v_c, v_n = model(x, inside, cond), model(x, inside, uncond)
+    v = v_n + 3.0 * (v_c - v_n)
+    want = 0.7 * v * v_c.std(dim=1, keepdim=True) / v.std(dim=1, keepdim=True) + 0.3 * v
+    assert torch.allclose(fn(x, inside), want, atol=1e-5)
+    assert torch.allclose(fn(x, outside), model(x, outside, cond), atol=1e-6)  # outside the interval: no CFG
+
+
+def test_cli_sampler_names_are_the_samplers():
+    from arcaudio.cli.options import SAMPLER_NAMES
+    from arcaudio.sampling import SAMPLERS
+
+    assert sorted(SAMPLER_NAMES) == sorted(SAMPLERS)

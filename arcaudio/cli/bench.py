@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .options import add_sampler_argument
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
@@ -65,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seconds", type=float, help="default: the model's window")
     p.add_argument("--steps", type=int)
-    p.add_argument("--sampler", choices=["pingpong", "euler"])
+    add_sampler_argument(p)
     p.add_argument("--cfg-scale", type=float)
     p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
     p.add_argument("--repeats", type=int, default=3)

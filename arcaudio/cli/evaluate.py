@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .options import add_sampler_argument
+
 
 def cmd_adherence(args: argparse.Namespace) -> int:
     from ..eval.adherence import adherence_prompts, evaluate_adherence, evaluate_reconstruction
@@ -39,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--n", type=int, default=100, help="number of prompts (clips)")
     p.add_argument("--style", choices=["train", "paraphrase", "heldout"], default="heldout", help="caption phrasing")
     p.add_argument("--steps", type=int)
-    p.add_argument("--sampler", choices=["pingpong", "euler"])
+    add_sampler_argument(p)
     p.add_argument("--cfg-scale", type=float)
     p.add_argument("--seed", type=int, default=0, help="generation seed")
     p.add_argument("--prompt-seed", type=int, default=1234, help="which prompts")

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from .options import add_guidance_arguments, add_sampler_argument
+
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEMO_PROMPTS = ["a loud plucked sine tone at A4, panned left", "quiet pink noise, slowly swelling, on the right",
                 "a punchy drum loop at 120 bpm, centered", "a soft rising sweep, sustained, on the left side",
@@ -93,6 +95,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         clips = generate(model, prompts, seconds=seconds, steps=args.steps, sampler=args.sampler,
                          cfg_scale=args.cfg_scale, seed=args.seed, batch_size=args.batch_size, init_audio=init,
                          strength=1.0 if args.strength is None else args.strength, decode_chunk=args.decode_chunk,
+                         negative_prompt=args.negative_prompt, cfg_interval=tuple(args.cfg_interval),
+                         cfg_rescale=args.cfg_rescale, init_posterior=args.init_posterior,
                          callback=(lambda i, x: bar.update(1)) if bar else None)
     elapsed = time.perf_counter() - t0
     if bar:
@@ -136,13 +140,17 @@ def add_parser(sub) -> None:
     p.add_argument("--prompt-file", help="a text file with one prompt per line")
     p.add_argument("--seconds", type=float, help="clip length (default: the model's window, or the input's length)")
     p.add_argument("--steps", type=int, help="sampling steps (default: 8 ping-pong, or 50 Euler for a base flow)")
-    p.add_argument("--sampler", choices=["pingpong", "euler"])
+    add_sampler_argument(p)
     p.add_argument("--cfg-scale", type=float, help="classifier-free guidance (default 1 for ARC models)")
+    add_guidance_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (default 0)")
     p.add_argument("--batch-size", type=int, help="prompts per forward pass (default: all)")
     p.add_argument("--init-audio", help="audio-to-audio: an input file (WAV/FLAC/...) whose timing the output keeps")
     p.add_argument("--strength", type=float,
                    help="audio-to-audio: how far from the input, in (0, 1] (near 0: the input; 1: ignore it)")
+    p.add_argument("--init-posterior", choices=["mean", "sample"], default="mean",
+                   help="audio-to-audio: encode the input to its posterior mean (default) or a posterior sample "
+                        "(stable-audio-tools' behaviour)")
     p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--format", choices=["wav", "flac"], default="wav", help="16-bit WAV or FLAC")

@@ -57,6 +57,18 @@ class Conditioning:
             glob = torch.cat([glob[:, :k], torch.zeros_like(glob[:, k:])], dim=1)
         return Conditioning(torch.zeros_like(self.cross_attn_cond), glob, self.prompt_mask, k)
 
+    def with_negative(self, negative: Conditioning) -> Conditioning:
+        """The unconditional branch of CFG with a negative prompt: `negative`'s cross-attention tokens (its prompt,
+        padded rows zero, and its seconds token) where `null()` has zeros, as stable-audio-tools does; the global
+        condition is self's (the reference drops a negative global condition), a pooled prompt the negative's."""
+        if negative.cross_attn_cond.shape != self.cross_attn_cond.shape:
+            raise ValueError(f"negative conditioning {tuple(negative.cross_attn_cond.shape)} does not match "
+                             f"{tuple(self.cross_attn_cond.shape)}: give one negative prompt per prompt")
+        glob, k = self.global_cond, self.global_prompt_from
+        if k is not None:
+            glob = torch.cat([glob[:, :k], negative.global_cond[:, k:]], dim=1)
+        return Conditioning(negative.cross_attn_cond, glob, negative.prompt_mask, k)
+
     def dropped(self, drop: torch.Tensor) -> Conditioning:
         """Items where `drop` (B,) bool is True replaced by their `null()` (CFG dropout)."""
         null = self.null()

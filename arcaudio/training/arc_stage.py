@@ -73,10 +73,11 @@ class ARCStage:
         self.g_params = [p for p in model.dit.parameters() if p.requires_grad]
         self.generator = wrap_ddp(Denoiser(model), info)
         self.d_module = wrap_ddp(self.discriminator, info)
-        self.optimizer = build_optimizer(self.g_params, config.optim)
-        self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim)
+        # G steps at even run steps, D at odd ones: each schedule maps its own steps onto the run's
+        self.optimizer = build_optimizer(self.g_params, config.optim, lr=ac.generator_lr)
+        self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim, every=2, offset=0)
         self.d_optimizer = build_optimizer(self.d_params, config.optim, lr=ac.discriminator_lr)
-        self.d_scheduler = build_scheduler(self.d_optimizer, config.steps, config.optim)
+        self.d_scheduler = build_scheduler(self.d_optimizer, config.steps, config.optim, every=2, offset=1)
         self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
         keys = ["loss", "g_grad_norm", "lr", "d_loss", "d_relativistic", "d_real_minus_fake", "d_contrastive",
                 "d_contrastive_used", "d_grad_norm"] + [k for k in ("r1", "r2") if getattr(ac, f"{k}_weight") > 0]

@@ -58,7 +58,11 @@ class AutoencoderTrainConfig:
 @dataclass
 class ARCTrainConfig:
     """Adversarial Relativistic-Contrastive post-training of a pre-trained flow (training/arc_stage.py).
-    The generator trains with `optim`; the discriminator with its own AdamW (`discriminator_lr`, `optim.betas`)."""
+    Each player has its own AdamW at its own rate (`generator_lr`, `discriminator_lr`), both with `optim`'s betas,
+    weight decay, warm-up and schedule (counted in run steps, so both schedules end with the run); `optim.lr` is
+    not used by this stage. The paper's rates were not published: 3e-5 for both is what worked on the tiny model
+    (1e-4 collapsed the generator's diversity); the reference notes suggest 5e-6 to 2e-5 at Stable Audio Open
+    Small's size."""
 
     exit_layer: int | None = None  # last DiT block (0-indexed) of the discriminator trunk; None: depth_fraction
     depth_fraction: float = 0.75  # with exit_layer None: keep round(fraction * depth) blocks (16 -> 12)
@@ -73,7 +77,8 @@ class ARCTrainConfig:
     r2_weight: float = 0.0
     penalty_sigma: float = 0.05
     cfg_dropout: float = 0.0  # prompt dropout on generator steps (the reference keeps its 0.1; no CFG is used)
-    discriminator_lr: float = 1e-5
+    generator_lr: float = 3e-5
+    discriminator_lr: float = 3e-5
     discriminator_grad_clip: float = 1.0
 
 
@@ -110,6 +115,13 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.arc.cfg_dropout <= 1:
             raise ValueError(f"arc.cfg_dropout must be in [0, 1], got {self.arc.cfg_dropout}")
+        if self.stage == "arc" and self.optim.lr != OptimConfig.lr:
+            raise ValueError(f"ARC post-training trains the generator at arc.generator_lr "
+                             f"({self.arc.generator_lr:g}), not optim.lr ({self.optim.lr:g}); set "
+                             "arc.generator_lr (and arc.discriminator_lr) instead")
+        for name in ("generator_lr", "discriminator_lr"):
+            if not getattr(self.arc, name) > 0:
+                raise ValueError(f"arc.{name} must be > 0, got {getattr(self.arc, name)}")
         if not 0 < self.arc.depth_fraction <= 1:
             raise ValueError(f"arc.depth_fraction must be in (0, 1], got {self.arc.depth_fraction}")
         if not 0 <= self.flow.cfg_dropout <= 1:
