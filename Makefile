@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo test test-all lint mutation clean
 
 install: $(VENV)/.installed
 
@@ -23,8 +23,16 @@ test: install
 test-all: install
 	$(PY) -m pytest -q -m ""
 
+# mutants of flow.py, sampling.py and the ARC losses / stage against the tests that cover them (pyproject's
+# [tool.mutmut]); slow (tens of minutes on 2 cores), not part of `make test`. Survivors: `$(VENV)/bin/mutmut results`
+mutation: install
+	$(PY) -m pip install -q "mutmut>=3.3"
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $${MUTATION_JOBS:-2}
+	$(PY) scripts/mutation_report.py
+
 lint: install
 	$(VENV)/bin/ruff check arcaudio tests scripts
 
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out mutants

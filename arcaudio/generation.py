@@ -10,7 +10,6 @@ from typing import NamedTuple
 
 import torch
 
-from .flow import add_noise
 from .models.text_to_audio import TextToAudioModel
 from .sampling import SAMPLERS, Callback, batch_randn, cfg_velocity, check_guidance, rf_schedule
 
@@ -205,7 +204,7 @@ def _generate_batch(model: TextToAudioModel, prompts: list[str], seconds: float,
     if init_audio is not None:
         init_latents = encode_init_audio(model, init_audio, init_posterior, generators)  # (B, C, T)
         ts = settings.schedule(strength)  # the grid respaced from t = strength
-        x = add_noise(init_latents.to(dtype), x, torch.full((len(prompts),), strength, device=device, dtype=dtype))
+        x = init_latents.to(dtype) * (1 - strength) + x * strength  # (1 - s) z + s noise, as the reference has it
     model_fn = cfg_velocity(model, cond, settings.cfg_scale, negative=negative_cond, **guidance)
     latents = settings.sample_fn(model_fn, x, ts, generator=generators, callback=callback)  # (B, C, T)
     audio = model.autoencoder.decode(latents, chunk_frames=decode_chunk).float()  # (B, channels, sample_size)

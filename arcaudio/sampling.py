@@ -106,15 +106,6 @@ def sample_euler(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
     return x
 
 
-def _logsnr(t: float) -> float:
-    """lambda(t) = log((1 - t) / t), +-inf at the ends."""
-    if t <= 0:
-        return math.inf
-    if t >= 1:
-        return -math.inf
-    return math.log((1 - t) / t)
-
-
 def sample_dpmpp(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
                  generator: Generators = None, callback: Callback | None = None) -> torch.Tensor:
     """DPM-Solver++(2M) for flows (stable-audio-tools' `sample_flow_dpmpp`), deterministic.
@@ -122,22 +113,28 @@ def sample_dpmpp(model_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
     With lambda = log((1 - t) / t), h = lambda(t_next) - lambda(t) and the denoised estimate d = x - t v:
     x <- (t_next / t) x + (1 - t_next) (1 - e^-h) D, where D = d on the first step, and after it the second-order
     extrapolation D = (1 + 1 / 2r) d - (1 / 2r) d_prev, r = h_prev / h. The last step (t_next = 0) returns d.
-    From t = 1 the second step is first-order too (r is infinite), as in the reference. `generator` is unused.
+    From t = 1 the second step is first-order too (r is infinite), as in the reference. The coefficients are
+    computed in float32 in the reference's order, so the steps are its steps bit for bit. `generator` is unused.
     """
+    t32 = ts.to(torch.float32)  # (steps + 1,)
+
+    def logsnr(t: torch.Tensor) -> torch.Tensor:
+        return ((1 - t) / t).log()  # -inf at t = 1
+
     previous = None
     for i in range(len(ts) - 1):
-        t_now, t_next = float(ts[i]), float(ts[i + 1])
-        t = _times(x, t_now)
+        t_now, t_next = t32[i], t32[i + 1]
+        t = _times(x, float(t_now))
         denoised = x0_from_velocity(x, t, model_fn(x, t))  # (B, C, T)
-        if t_next == 0:
+        if float(t_next) == 0:
             x = denoised
         else:
-            h = _logsnr(t_next) - _logsnr(t_now)
+            h = logsnr(t_next) - logsnr(t_now)
             target = denoised
             if previous is not None:
-                r = (_logsnr(t_now) - _logsnr(float(ts[i - 1]))) / h
+                r = (logsnr(t_now) - logsnr(t32[i - 1])) / h
                 target = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * previous
-            x = (t_next / t_now) * x + (1 - t_next) * -math.expm1(-h) * target
+            x = (t_next / t_now) * x - (1 - t_next) * (-h).expm1() * target
         previous = denoised
         if callback is not None:
             callback(i, x)

@@ -199,3 +199,13 @@ def test_arc_refuses_optim_lr_and_names_the_players_rates():
     with pytest.raises(ValueError, match=r"arc.generator_lr \(3e-05\), not optim.lr \(1e-05\)"):
         TrainConfig.from_dict(data).validate()
     assert TrainConfig().arc.generator_lr == TrainConfig().arc.discriminator_lr == 3e-5
+
+
+def test_contrastive_shuffle_roll_is_the_references_roll_and_derangement_avoids_duplicates():
+    captions = ["low", "low", "high", "noise"]
+    rolled = _stage(contrastive_shuffle="roll")._wrong_prompts(captions, torch.Generator().manual_seed(0))
+    assert rolled.tolist() == [1, 2, 3, 0]  # item i scored with item i + 1's prompt (item 0 with a duplicate)
+    stage = _stage()
+    for seed in range(20):
+        perm = stage._wrong_prompts(captions, torch.Generator().manual_seed(seed))
+        assert all(captions[int(j)] != c for c, j in zip(captions, perm))

@@ -139,7 +139,7 @@ class ARCStage:
             cond, real_s, fake_s, s = self._noised_pair(batch, generator, grad=False)
             b = real_s.shape[0]
             xs, conds, levels = [real_s, fake_s], [cond, cond], [s, s]
-            perm = self._derangement(batch["caption"], generator) if ac.contrastive else None
+            perm = self._wrong_prompts(batch["caption"], generator) if ac.contrastive else None
             if perm is not None:
                 xs.append(real_s)
                 conds.append(cond.with_prompts_permuted(perm))
@@ -175,10 +175,12 @@ class ARCStage:
         metrics["d_loss"] = float(loss.detach())
         return metrics
 
-    @staticmethod
-    def _derangement(captions: list[str], generator: torch.Generator) -> torch.Tensor | None:
-        """A caption-respecting derangement, or None (no contrastive term this step) when the batch has none,
-        e.g. a batch of one caption repeated."""
+    def _wrong_prompts(self, captions: list[str], generator: torch.Generator) -> torch.Tensor | None:
+        """The permutation (B,) giving each item its wrong prompt (`arc.contrastive_shuffle`), or None (no
+        contrastive term this step) when a derangement is asked for and the batch has none, e.g. one caption
+        repeated."""
+        if self.config.arc.contrastive_shuffle == "roll":
+            return torch.arange(len(captions)).roll(-1) if len(captions) > 1 else None
         try:
             return prompt_derangement(captions, generator)
         except ValueError:

@@ -73,6 +73,10 @@ class ARCTrainConfig:
     discriminator_weight: float = 1.0
     contrastive: bool = True
     contrastive_weight: float = 1.0  # lambda in D's loss L_R + lambda L_C
+    # wrong prompts of the contrastive term: "derangement", a random shuffle that never pairs two identical captions
+    # (so the term never asks D to tell a prompt from itself); "roll", item i gets item i + 1's prompt, the
+    # reference's intended roll (its in-place version hands the last item item 1's prompt), duplicates and all
+    contrastive_shuffle: Literal["derangement", "roll"] = "derangement"
     r1_weight: float = 0.0  # finite-difference gradient penalty on real (R1) and generated (R2) inputs of D
     r2_weight: float = 0.0
     penalty_sigma: float = 0.05
