@@ -150,7 +150,7 @@ def sampling_golden(model, sample_size, out):
         draws = []
         calls.clear()
 
-        def recorded_randn_like(x, *args, **kwargs):
+        def recorded_randn_like(x, *args, draws=draws, **kwargs):
             draws.append(real_randn_like(x, *args, **kwargs))
             return draws[-1]
 

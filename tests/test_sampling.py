@@ -117,7 +117,8 @@ def test_dpmpp_with_a_perfect_denoiser_returns_x0_and_matches_a_literal_loop():
             if old is not None:
                 r = (lam[i] - lam[i - 1]) / h
                 d2 = (1 + 1 / (2 * r)) * d - (1 / (2 * r)) * old
-            x = (ts[i + 1] / ts[i]) * x + (1 - ts[i + 1]) * (1 - torch.exp(torch.tensor(-h))) * (d if old is None else d2)
+            step = 1 - torch.exp(torch.tensor(-h, dtype=torch.float64))
+            x = (ts[i + 1] / ts[i]) * x + (1 - ts[i + 1]) * step * (d if old is None else d2)
         old = d
     assert torch.allclose(got.double(), x, rtol=1e-5, atol=1e-5)
 

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +49,19 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "model.safetensors")
 
 
-def _cli(argv: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "arcaudio", *argv], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+# a training run that kills itself (SIGKILL, no clean-up) right after writing the checkpoint of step argv[1]
+_KILL_AFTER_CHECKPOINT = """
+import os, signal, sys
+import arcaudio.training.loop as loop
+from arcaudio.cli import main
+kill_at, save = int(sys.argv[1]), loop.save_checkpoint
+def save_then_die(run_dir, stage, config, step, skipped):
+    save(run_dir, stage, config, step, skipped)
+    if step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+loop.save_checkpoint = save_then_die
+sys.exit(main(sys.argv[2:]))
+"""
 
 
 @pytest.mark.parametrize("stage", ["flow", "autoencoder", "arc"])
@@ -62,17 +70,16 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, audio_manifest, stage
     assert main(_train_args(audio_manifest, straight, 8, stage)) == 0
 
     killed = tmp_path / "killed"
-    proc = _cli(_train_args(audio_manifest, killed, 8, stage))
-    deadline = time.time() + 120
-    while not (killed / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    step = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
-    assert 2 <= step < 8, f"the kill landed at step {step}; expected mid-run"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_CHECKPOINT, "4",
+                           *_train_args(audio_manifest, killed, 8, stage)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert torch.load(killed / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert not (killed / "summary.json").exists()
     assert main(_train_args(audio_manifest, killed, 8, stage)) == 0
     summary = json.loads((killed / "summary.json").read_text())
-    assert summary["resumed_from"] == step
+    assert summary["resumed_from"] == 4
     a, b = _weights(straight), _weights(killed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     logged = [int(line.split(",")[0]) for line in (killed / "log.csv").read_text().splitlines()[1:]]
@@ -85,8 +92,7 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path, audio_manifest, stage):
     out = tmp_path / "ddp"
     args = _train_args(audio_manifest, out, 3, stage)
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    port = str(29561 + ["flow", "autoencoder", "arc"].index(stage))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
            "-m", "arcaudio", *args, "--device", "cpu"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -192,7 +198,7 @@ def test_autoencoder_adversarial_step_updates_both_players(audio_manifest):
 
 
 def test_arc_command_exports_a_few_step_generator(tmp_path, audio_manifest):
-    from arcaudio.generation import DEFAULTS
+    from arcaudio.generation import generate, sampling_settings
     from arcaudio.loading import load
 
     out = tmp_path / "arc"
@@ -200,7 +206,14 @@ def test_arc_command_exports_a_few_step_generator(tmp_path, audio_manifest):
             *SMALL_MODEL, "--no-progress"]
     assert main(args) == 0
     model = load(out / "model.safetensors")
-    assert model.config.objective == "rf_denoiser" and DEFAULTS["rf_denoiser"] == ("pingpong", 8, 1.0)
+    assert model.config.objective == "rf_denoiser"
+    settings = sampling_settings(model.config.objective)  # what generate() uses when asked for nothing
+    assert (settings.sampler, settings.steps, settings.cfg_scale) == ("pingpong", 8, 1.0)
+    steps = []
+    default = generate(model, ["low tone"], seconds=0.5, seed=1, callback=lambda i, x: steps.append(i))[0]
+    assert len(steps) == 8
+    explicit = generate(model, ["low tone"], seconds=0.5, seed=1, sampler="pingpong", steps=8, cfg_scale=1.0)[0]
+    assert torch.equal(default, explicit)
     header = (out / "log.csv").read_text().splitlines()[0].split(",")
     assert {"loss", "d_loss", "d_relativistic", "d_contrastive", "g_grad_norm", "d_grad_norm"} <= set(header)
     assert not (out / "sao").exists()  # a built-in byte T5 has no stable-audio-tools form

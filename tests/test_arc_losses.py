@@ -1,0 +1,175 @@
+"""ARC losses against their literal formulas (torch.log / torch.sigmoid, never softplus), both on random tensors and on
+the scores the discriminator really gave in a generator and a discriminator step of a tiny stage; and one step of
+each player lowers its own loss on the same batch, noise and times."""
+
+import math
+
+import pytest
+import torch
+
+from arcaudio.config import ModelConfig, preset
+from arcaudio.loading import build_model
+from arcaudio.training.arc_losses import (
+    contrastive_loss,
+    relativistic_discriminator_loss,
+    relativistic_generator_loss,
+)
+from arcaudio.training.config import TrainConfig, apply_overrides
+from arcaudio.training.distributed import DistInfo
+
+
+def _nls(x: torch.Tensor) -> torch.Tensor:
+    """-log sigmoid(x), literally, in float64."""
+    return -torch.log(torch.sigmoid(x.double()))
+
+
+def _g_literal(real: torch.Tensor, fake: torch.Tensor) -> float:
+    return float(_nls(fake - real).mean())  # G: fake should score above real
+
+
+def _d_literal(real: torch.Tensor, fake: torch.Tensor) -> float:
+    return float(_nls(real - fake).mean())  # D: real should score above fake
+
+
+def _c_literal(matched: torch.Tensor, mismatched: torch.Tensor) -> float:
+    return float(_nls(matched - mismatched).mean())  # D: real audio scores higher with its own prompt
+
+
+# -- the functions on random tensors -------------------------------------------------------------------------------
+
+
+def test_each_loss_function_equals_its_literal_formula_and_is_not_symmetric():
+    g = torch.Generator().manual_seed(3)
+    real = torch.randn(3, 1, 5, generator=g) + 0.7  # (B, 1, P), shifted apart: swapping arguments matters
+    fake = 2.0 * torch.randn(3, 1, 5, generator=g) - 0.4
+    cases = [(relativistic_generator_loss, _g_literal), (relativistic_discriminator_loss, _d_literal),
+             (contrastive_loss, _c_literal)]
+    for fn, literal in cases:
+        got, want, swapped = float(fn(real, fake)), literal(real, fake), literal(fake, real)
+        assert got == pytest.approx(want, rel=1e-5), fn.__name__
+        assert abs(want - swapped) > 0.1, fn.__name__  # the inputs tell a swapped formula apart
+    # G and D play opposite games on the same scores
+    g_loss, d_loss = float(relativistic_generator_loss(real, fake)), float(relativistic_discriminator_loss(real, fake))
+    assert abs(g_loss - d_loss) > 0.1
+
+
+# -- on a real stage -----------------------------------------------------------------------------------------------
+
+
+def _small_config() -> ModelConfig:
+    data = apply_overrides(preset("tiny").to_dict(), ["dit.depth=2", "dit.embed_dim=64", "autoencoder.channels=4",
+                                                      "conditioning.prompt.arch.num_layers=1"])
+    return ModelConfig.from_dict(data)
+
+
+def _stage(*overrides: str):
+    from arcaudio.training.arc_stage import ARCStage
+
+    torch.manual_seed(0)
+    model = build_model(_small_config())
+    with torch.no_grad():  # a "pre-trained" flow: nonzero output projections, so G and D both depend on inputs
+        model.dit.postprocess_conv.weight.normal_(0, 0.1)
+        for block in model.dit.transformer.layers:
+            block.ff.ff[2].weight.normal_(0, 0.02)
+    base = ["stage='arc'", "data='x'", "batch_size=4", "ema_decay=0.0", "arc.generator_lr=1e-3",
+            "arc.discriminator_lr=1e-3", "optim.warmup_steps=0"]
+    config = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), base + list(overrides)))
+    return ARCStage(model, config, DistInfo())
+
+
+def _batch(n: int = 4, frames: int = 64) -> dict:
+    g = torch.Generator().manual_seed(1)
+    return {"latents": torch.randn(n, 32, frames, generator=g), "caption": ["low", "high", "noise", "drums"][:n],
+            "seconds_total": torch.full((n,), 2.0)}
+
+
+class _Recorder:
+    """The inputs and (detached) outputs of every call of the stage's generator and discriminator modules."""
+
+    def __init__(self, stage):
+        self.calls: dict[str, list] = {"generator": [], "discriminator": []}
+        self.handles = [getattr(stage, name).register_forward_hook(self._hook(name), with_kwargs=True)
+                        for name in self.calls]
+
+    def _hook(self, name):
+        def hook(module, args, kwargs, out):
+            self.calls[name].append((tuple(a.detach().clone() if torch.is_tensor(a) else a for a in args), kwargs,
+                                     out.detach().float().clone()))
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def test_generator_step_reports_the_literal_loss_of_the_scores_it_saw():
+    stage = _stage("arc.generator_weight=1.0")
+    record = _Recorder(stage)
+    metrics = stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))
+    outputs = [out for _, _, out in record.calls["discriminator"]]
+    assert len(outputs) == 1
+    real, fake = outputs[0].chunk(2)  # one batched call: real re-noised, then generated re-noised
+    assert not torch.allclose(real, fake, atol=1e-3)  # the players differ, so a swap shows
+    want, swapped = _g_literal(real, fake), _g_literal(fake, real)
+    assert abs(want - swapped) > 1e-3
+    assert metrics["loss"] == pytest.approx(want, rel=1e-5, abs=1e-7), (metrics["loss"], want, swapped)
+
+
+def test_discriminator_step_reports_the_literal_relativistic_and_contrastive_losses():
+    stage = _stage()
+    record = _Recorder(stage)
+    metrics = stage.train_step(_batch(), 1, torch.Generator().manual_seed(0))
+    outputs = [out for _, _, out in record.calls["discriminator"]]
+    assert len(outputs) == 1 and metrics["d_contrastive_used"] == 1.0
+    real, fake, mismatched = outputs[0].split(4)  # real, generated, real with permuted prompts
+    assert metrics["d_relativistic"] == pytest.approx(_d_literal(real, fake), rel=1e-5, abs=1e-7)
+    want, swapped = _c_literal(real, mismatched), _c_literal(mismatched, real)
+    assert abs(want - swapped) > 1e-3, (want, swapped)
+    assert metrics["d_contrastive"] == pytest.approx(want, rel=1e-5, abs=1e-7), (metrics["d_contrastive"], want,
+                                                                                 swapped)
+    assert metrics["d_loss"] == pytest.approx(_d_literal(real, fake) + want, rel=1e-5)
+    assert metrics["d_real_minus_fake"] == pytest.approx(float((real - fake).mean()), rel=1e-5, abs=1e-7)
+
+
+def test_one_generator_step_lowers_the_generator_loss_on_the_same_draws():
+    stage = _stage()
+    record = _Recorder(stage)
+    d_before = {k: v.clone() for k, v in stage.discriminator.state_dict().items()}
+    reported = stage.train_step(_batch(), 0, torch.Generator().manual_seed(7))["loss"]
+    record.remove()
+    assert all(torch.equal(v, stage.discriminator.state_dict()[k]) for k, v in d_before.items())  # D frozen
+    ((g_args, g_kwargs, x0_hat),) = record.calls["generator"]  # G(x_t, t, prompt, global) -> x0_hat (B, C, T)
+    ((d_args, d_kwargs, scores),) = record.calls["discriminator"]  # D([real_s; fake_s], [s; s], cond)
+    before = _g_literal(*scores.chunk(2))
+    # the updated G on the same x_t and t; its x0_hat re-noised with the same noise to the same level s:
+    # fake_s = (1 - s) x0_hat + s eps, so the new one is fake_s + (1 - s) (x0_hat' - x0_hat)
+    x, levels, cond = d_args
+    b = x.shape[0] // 2
+    real_s, fake_s = x[:b], x[b:]
+    s = levels[:b, None, None]
+    with torch.no_grad():
+        x0_hat_after = stage.generator(*g_args, **g_kwargs)
+        fake_after = fake_s + (1 - s) * (x0_hat_after - x0_hat)
+        after = _g_literal(*stage.discriminator(torch.cat([real_s, fake_after]), levels, cond, **d_kwargs).chunk(2))
+    assert after < before - 1e-3, (before, after)
+    assert reported == pytest.approx(before, rel=1e-5)
+
+
+def test_one_discriminator_step_lowers_the_discriminator_loss_on_the_same_draws():
+    stage = _stage()
+    record = _Recorder(stage)
+    g_before = {k: v.clone() for k, v in stage.model.dit.state_dict().items()}
+    reported = stage.train_step(_batch(), 1, torch.Generator().manual_seed(7))["d_loss"]
+    record.remove()
+    assert all(torch.equal(v, stage.model.dit.state_dict()[k]) for k, v in g_before.items())  # G frozen
+    ((d_args, d_kwargs, scores),) = record.calls["discriminator"]  # real, generated, real with wrong prompts
+
+    def loss(scores: torch.Tensor) -> float:
+        real, fake, mismatched = scores.split(scores.shape[0] // 3)
+        return _d_literal(real, fake) + _c_literal(real, mismatched)
+
+    before = loss(scores)
+    with torch.no_grad():
+        after = loss(stage.discriminator(*d_args, **d_kwargs).float())  # the updated D on the same inputs
+    assert math.isfinite(after) and after < before - 1e-3, (before, after)
+    assert reported == pytest.approx(before, rel=1e-5)
