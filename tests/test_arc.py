@@ -1,6 +1,7 @@
 """ARC post-training: literal loss formulas, the prompt derangement, the discriminator's shape, and which player's
 weights each step moves."""
 
+import io
 import math
 
 import pytest
@@ -209,3 +210,59 @@ def test_contrastive_shuffle_roll_is_the_references_roll_and_derangement_avoids_
     for seed in range(20):
         perm = stage._wrong_prompts(captions, torch.Generator().manual_seed(seed))
         assert all(captions[int(j)] != c for c, j in zip(captions, perm))
+
+
+def _adam_state(optimizer) -> list[torch.Tensor]:
+    return [t for s in optimizer.state_dict()["state"].values() for t in s.values() if torch.is_tensor(t)]
+
+
+def test_a_restored_stage_continues_exactly_as_the_original():
+    """state_dict -> load_state_dict carries both optimizers, both schedules, the discriminator and the EMA:
+    the restored stage's next steps give the original's weights bit for bit."""
+    extra = ("ema_decay=0.9", "steps=10", "optim.warmup_steps=3", "optim.schedule='cosine'")
+    a = _stage(extra)
+    for step in range(3):
+        a.train_step(_batch(), step, torch.Generator().manual_seed(step))
+    buffer = io.BytesIO()  # through bytes, as a checkpoint file: no tensor shared with the original
+    torch.save(a.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert set(state) == {"optimizer", "scheduler", "discriminator", "d_optimizer", "d_scheduler", "ema"}
+    b = _stage(extra)
+    b.model.dit.load_state_dict(a.model.dit.state_dict())  # the loop restores the model's weights itself
+    b.load_state_dict(state)
+    assert b.scheduler.last_epoch == a.scheduler.last_epoch == 2 and b.d_scheduler.last_epoch == 1
+    assert all(torch.equal(x, y) for x, y in zip(_adam_state(a.optimizer), _adam_state(b.optimizer), strict=True))
+    assert all(torch.equal(x, y) for x, y in zip(_adam_state(a.d_optimizer), _adam_state(b.d_optimizer),
+                                                 strict=True))
+    for step in (3, 4):
+        for stage in (a, b):
+            stage.train_step(_batch(), step, torch.Generator().manual_seed(step))
+    for module in ("model", "discriminator"):
+        wa, wb = getattr(a, module).state_dict(), getattr(b, module).state_dict()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), module
+    ea, eb = a.ema.state_dict(), b.ema.state_dict()
+    assert ea["updates"] == eb["updates"] == 3  # EMA updates on generator steps only: 0, 2, 4
+    assert ea["shadow"].keys() == eb["shadow"].keys()
+    assert all(torch.equal(ea["shadow"][k], eb["shadow"][k]) for k in ea["shadow"])
+
+
+def test_export_writes_the_ema_generator_as_a_post_trained_model(tmp_path):
+    from arcaudio import load
+
+    stage = _stage(("ema_decay=0.5",))
+    for step in range(4):
+        stage.train_step(_batch(), step, torch.Generator().manual_seed(step))
+    objective = stage.model.config.objective
+    path = stage.export(tmp_path / "model.safetensors")
+    assert stage.model.config.objective == objective  # restored after export
+    exported = load(path)
+    assert exported.config.objective == "rf_denoiser"
+    live, ema = stage.model.state_dict(), exported.state_dict()
+    key = "dit.transformer.layers.0.self_attn.to_qkv.weight"
+    assert not torch.equal(live[key], ema[key])  # the EMA, not the live weights
+    from arcaudio.training.ema import swapped_in
+
+    with swapped_in(stage.ema, stage.model):
+        assert all(torch.equal(stage.model.state_dict()[k].cpu(), ema[k]) for k in ema)
+    assert not (tmp_path / "sao").exists()  # a built-in T5: no stable-audio-tools copy

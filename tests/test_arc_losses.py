@@ -173,3 +173,68 @@ def test_one_discriminator_step_lowers_the_discriminator_loss_on_the_same_draws(
         after = loss(stage.discriminator(*d_args, **d_kwargs).float())  # the updated D on the same inputs
     assert math.isfinite(after) and after < before - 1e-3, (before, after)
     assert reported == pytest.approx(before, rel=1e-5)
+
+
+# -- what mutation testing found untested ---------------------------------------------------------------------------
+
+
+def test_discriminator_loss_with_both_penalties_is_the_literal_sum():
+    stage = _stage("arc.r1_weight=0.3", "arc.r2_weight=0.7", "arc.contrastive_weight=0.5")
+    record = _Recorder(stage)
+    metrics = stage.train_step(_batch(), 1, torch.Generator().manual_seed(0))
+    ((d_args, _, scores),) = record.calls["discriminator"]
+    real, fake, mismatched, real_probe, fake_probe = scores.split(4)  # (B, 1, P) each, in this order
+    x = d_args[0]
+    sigma = stage.config.arc.penalty_sigma
+    for probed, base in ((x[12:16], x[0:4]), (x[16:20], x[4:8])):  # the probes: x + sigma n, n ~ N(0, I)
+        n = (probed - base) / sigma
+        assert abs(float(n.mean())) < 0.1 and abs(float(n.std()) - 1) < 0.1
+    r1 = float(((real_probe - real) / sigma).double().pow(2).mean())
+    r2 = float(((fake_probe - fake) / sigma).double().pow(2).mean())
+    assert metrics["r1"] == pytest.approx(r1, rel=1e-4) and metrics["r2"] == pytest.approx(r2, rel=1e-4)
+    want = _d_literal(real, fake) + 0.5 * _c_literal(real, mismatched) + 0.3 * r1 + 0.7 * r2
+    assert metrics["d_loss"] == pytest.approx(want, rel=1e-4)
+    assert math.isfinite(metrics["d_grad_norm"]) and metrics["d_grad_norm"] > 0
+
+
+def test_no_contrastive_term_when_it_is_off():
+    stage = _stage("arc.contrastive=false")
+    record = _Recorder(stage)
+    metrics = stage.train_step(_batch(), 1, torch.Generator().manual_seed(0))
+    ((_, _, scores),) = record.calls["discriminator"]
+    assert scores.shape[0] == 8 and metrics["d_contrastive_used"] == 0.0 and math.isnan(metrics["d_contrastive"])
+    assert metrics["d_loss"] == pytest.approx(_d_literal(*scores.split(4)), rel=1e-5)
+
+
+def test_each_player_leaves_the_other_without_gradients():
+    """A generator step must not leave gradients on D (they would leak into D's next step) and a discriminator
+    step none on G."""
+    stage = _stage()
+    stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))
+    assert all(p.grad is None for p in stage.discriminator.parameters())
+    stage.train_step(_batch(), 1, torch.Generator().manual_seed(1))
+    assert all(p.grad is None for p in stage.model.parameters())
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_steps_draw_only_from_the_step_generator(step):
+    """The same step generator gives the same update whatever torch's global generator holds (times, noise, prompt
+    shuffle and penalty probes all come from it)."""
+    results = []
+    for global_seed in (1, 2):
+        stage = _stage("arc.r1_weight=0.1", "arc.r2_weight=0.1")
+        torch.manual_seed(global_seed)
+        results.append(stage.train_step(_batch(), step, torch.Generator().manual_seed(5)))
+    key = "loss" if step == 0 else "d_loss"
+    assert results[0][key] == results[1][key]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_autocast_follows_the_precision(precision):
+    stage = _stage(f"precision='{precision}'")
+    dtypes = []
+    stage.discriminator.head.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+    stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))
+    stage.train_step(_batch(), 1, torch.Generator().manual_seed(1))
+    want = torch.float32 if precision == "fp32" else torch.bfloat16
+    assert dtypes == [want, want]

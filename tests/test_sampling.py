@@ -1,5 +1,7 @@
 """Samplers against literal references and analytic velocity fields."""
 
+import math
+
 import pytest
 import torch
 
@@ -149,3 +151,69 @@ def test_cli_sampler_names_are_the_samplers():
     from arcaudio.sampling import SAMPLERS
 
     assert sorted(SAMPLER_NAMES) == sorted(SAMPLERS)
+
+
+def _reference_loops(model, x, t, sampler):
+    """stable-audio-tools 0.0.19's sample_discrete_euler / sample_flow_dpmpp / sample_flow_pingpong, restated in its
+    float32 arithmetic (t a float32 grid; noise from `draws`), as the standard these samplers must equal bit for
+    bit."""
+    ones, draws = x.new_ones([x.shape[0]]), []
+    if sampler == "euler":
+        for t_curr, t_prev in zip(t[:-1], t[1:]):
+            x = x + (t_prev - t_curr) * model(x, t_curr * ones)
+        return x, draws
+    if sampler == "pingpong":
+        for i in range(len(t) - 1):
+            denoised = x - t[i] * model(x, t[i] * ones)
+            draws.append(torch.randn(x.shape, generator=torch.Generator().manual_seed(100 + i)))
+            x = (1 - t[i + 1]) * denoised + t[i + 1] * draws[-1]
+        return x, draws
+    old = None
+    log_snr = lambda t: ((1 - t) / t).log()  # noqa: E731
+    for i in range(len(t) - 1):
+        t_curr, t_next = t[i], t[i + 1]
+        denoised = x - t_curr * model(x, t_curr * ones)
+        alpha_t = 1 - t_next
+        h = log_snr(t_next) - log_snr(t_curr)
+        if old is None or t_next == 0:
+            x = (t_next / t_curr) * x - alpha_t * (-h).expm1() * denoised
+        else:
+            r = (log_snr(t_curr) - log_snr(t[i - 1])) / h
+            x = (t_next / t_curr) * x - alpha_t * (-h).expm1() * ((1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old)
+        old = denoised
+    return x, draws
+
+
+@pytest.mark.parametrize("sampler", ["euler", "pingpong", "dpmpp"])
+@pytest.mark.parametrize("sigma_max", [1.0, 0.6, 0.05])
+def test_samplers_equal_the_references_loops_bit_for_bit(sampler, sigma_max, monkeypatch):
+    from arcaudio.sampling import SAMPLERS, rf_schedule
+
+    model = lambda x, t: torch.tanh(2 * x) * (1 + t.view(-1, 1, 1)) - 0.3 * x  # noqa: E731
+    start = torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(7))
+    steps = 7
+    logsnr = torch.linspace(math.log((1 - sigma_max) / sigma_max + 1e-6) if sigma_max < 1 else -6, 2, steps + 1)
+    t = torch.sigmoid(-logsnr)
+    t[0], t[-1] = sigma_max, 0
+    want, draws = _reference_loops(model, start, t, sampler)
+    assert torch.equal(rf_schedule(steps, sigma_max), t.double())
+    replay = iter(draws)
+    seen = []
+    import arcaudio.sampling
+
+    monkeypatch.setattr(arcaudio.sampling, "batch_randn", lambda shape, g, device, dtype=torch.float32: next(replay))
+    got = SAMPLERS[sampler](model, start, rf_schedule(steps, sigma_max), callback=lambda i, x: seen.append(i))
+    assert torch.equal(got, want)
+    assert seen == list(range(steps))
+
+
+def test_schedules_by_their_formulas():
+    from arcaudio.sampling import linear_schedule, pingpong_schedule, rf_schedule
+
+    assert torch.equal(linear_schedule(4), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0], dtype=torch.float64))
+    assert torch.equal(linear_schedule(2, 0.5), torch.tensor([0.5, 0.25, 0.0], dtype=torch.float64))
+    got = pingpong_schedule(4, -4.0, 3.0)
+    want = torch.sigmoid(-torch.linspace(-4.0, 3.0, 5))
+    assert torch.equal(got[1:-1], want[1:-1].double()) and got[0] == 1 and got[-1] == 0
+    with pytest.raises(ValueError, match=r"sigma_max \(the starting time\) must be in \(0, 1\], got 1.5"):
+        rf_schedule(2, 1.5)
