@@ -6,9 +6,8 @@ import math
 
 import pytest
 import torch
+from arc_helpers import arc_batch, small_arc_stage
 
-from arcaudio.config import preset
-from arcaudio.loading import build_model
 from arcaudio.models.arc_discriminator import ConvHead, default_exit_layer, head_patches
 from arcaudio.models.text_to_audio import Conditioning
 from arcaudio.training.arc_losses import (
@@ -19,7 +18,6 @@ from arcaudio.training.arc_losses import (
     relativistic_generator_loss,
 )
 from arcaudio.training.config import TrainConfig, apply_overrides
-from arcaudio.training.distributed import DistInfo
 
 
 def _softplus(x: float) -> float:
@@ -63,6 +61,20 @@ def test_derangement_refuses_impossible_batches(captions):
         prompt_derangement(captions)
 
 
+def test_derangement_is_drawn_at_random_from_the_generator():
+    """Uniform over the 44 derangements of 5 distinct captions: many appear, each near 1/44 of the draws; the same
+    generator seed gives the same draws, another seed others."""
+    captions = ["a", "b", "c", "d", "e"]
+    draws = [tuple(prompt_derangement(captions, g).tolist()) for g in [torch.Generator().manual_seed(0)] * 2200]
+    counts = {}
+    for d in draws:
+        counts[d] = counts.get(d, 0) + 1
+    assert len(counts) == 44 and max(counts.values()) < 2.0 * 2200 / 44
+    again = [tuple(prompt_derangement(captions, g).tolist()) for g in [torch.Generator().manual_seed(0)] * 50]
+    other = [tuple(prompt_derangement(captions, g).tolist()) for g in [torch.Generator().manual_seed(1)] * 50]
+    assert again == draws[:50] and other != again
+
+
 def test_permuted_conditioning_moves_prompts_only():
     b, n, d = 4, 3, 2
     cross = torch.arange(b * (n + 1) * d, dtype=torch.float32).reshape(b, n + 1, d)
@@ -86,34 +98,11 @@ def test_discriminator_geometry():
         assert float(clipped(100 * torch.randn(2, 64, 257)).abs().max()) <= 0.5
 
 
-def _small_config():
-    config = preset("tiny")
-    from arcaudio.config import ModelConfig
-
-    data = apply_overrides(config.to_dict(), ["dit.depth=2", "dit.embed_dim=64", "autoencoder.channels=4",
-                                              "conditioning.prompt.arch.num_layers=1"])
-    return ModelConfig.from_dict(data)
-
-
 def _stage(extra: tuple[str, ...] = (), **arc):
-    from arcaudio.training.arc_stage import ARCStage
-
-    torch.manual_seed(0)
-    model = build_model(_small_config())
-    with torch.no_grad():  # a "pre-trained" flow: nonzero output projections, so G and D both depend on inputs
-        model.dit.postprocess_conv.weight.normal_(0, 0.1)
-        for block in model.dit.transformer.layers:
-            block.ff.ff[2].weight.normal_(0, 0.02)
-    overrides = ["stage='arc'", "data='x'", "batch_size=4", "ema_decay=0.0", "arc.generator_lr=1e-3",
-                 "arc.discriminator_lr=1e-3", *extra] + [f"arc.{k}={v!r}" for k, v in arc.items()]
-    config = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), overrides))
-    return ARCStage(model, config, DistInfo())
+    return small_arc_stage(*extra, *[f"arc.{k}={v!r}" for k, v in arc.items()])
 
 
-def _batch(n: int = 4, frames: int = 64):
-    g = torch.Generator().manual_seed(1)
-    return {"latents": torch.randn(n, 32, frames, generator=g), "caption": ["low", "high", "noise", "drums"][:n],
-            "seconds_total": torch.full((n,), 2.0)}
+_batch = arc_batch
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

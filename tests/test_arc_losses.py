@@ -6,16 +6,13 @@ import math
 
 import pytest
 import torch
+from arc_helpers import arc_batch, small_arc_stage
 
-from arcaudio.config import ModelConfig, preset
-from arcaudio.loading import build_model
 from arcaudio.training.arc_losses import (
     contrastive_loss,
     relativistic_discriminator_loss,
     relativistic_generator_loss,
 )
-from arcaudio.training.config import TrainConfig, apply_overrides
-from arcaudio.training.distributed import DistInfo
 
 
 def _nls(x: torch.Tensor) -> torch.Tensor:
@@ -56,31 +53,11 @@ def test_each_loss_function_equals_its_literal_formula_and_is_not_symmetric():
 # -- on a real stage -----------------------------------------------------------------------------------------------
 
 
-def _small_config() -> ModelConfig:
-    data = apply_overrides(preset("tiny").to_dict(), ["dit.depth=2", "dit.embed_dim=64", "autoencoder.channels=4",
-                                                      "conditioning.prompt.arch.num_layers=1"])
-    return ModelConfig.from_dict(data)
-
-
 def _stage(*overrides: str):
-    from arcaudio.training.arc_stage import ARCStage
-
-    torch.manual_seed(0)
-    model = build_model(_small_config())
-    with torch.no_grad():  # a "pre-trained" flow: nonzero output projections, so G and D both depend on inputs
-        model.dit.postprocess_conv.weight.normal_(0, 0.1)
-        for block in model.dit.transformer.layers:
-            block.ff.ff[2].weight.normal_(0, 0.02)
-    base = ["stage='arc'", "data='x'", "batch_size=4", "ema_decay=0.0", "arc.generator_lr=1e-3",
-            "arc.discriminator_lr=1e-3", "optim.warmup_steps=0"]
-    config = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), base + list(overrides)))
-    return ARCStage(model, config, DistInfo())
+    return small_arc_stage("optim.warmup_steps=0", *overrides)
 
 
-def _batch(n: int = 4, frames: int = 64) -> dict:
-    g = torch.Generator().manual_seed(1)
-    return {"latents": torch.randn(n, 32, frames, generator=g), "caption": ["low", "high", "noise", "drums"][:n],
-            "seconds_total": torch.full((n,), 2.0)}
+_batch = arc_batch
 
 
 class _Recorder:
