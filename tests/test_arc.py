@@ -18,6 +18,7 @@ from arcaudio.training.arc_losses import (
     relativistic_generator_loss,
 )
 from arcaudio.training.config import TrainConfig, apply_overrides
+from arcaudio.training.distributed import DistInfo
 
 
 def _softplus(x: float) -> float:
@@ -255,3 +256,37 @@ def test_export_writes_the_ema_generator_as_a_post_trained_model(tmp_path):
     with swapped_in(stage.ema, stage.model):
         assert all(torch.equal(stage.model.state_dict()[k].cpu(), ema[k]) for k in ema)
     assert not (tmp_path / "sao").exists()  # a built-in T5: no stable-audio-tools copy
+
+
+def test_generator_metrics_name_the_loss_grad_norm_and_rate():
+    stage = _stage(("optim.warmup_steps=4",))
+    metrics = stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))
+    assert math.isfinite(metrics["loss"]) and metrics["g_grad_norm"] > 0
+    assert metrics["lr"] == pytest.approx(1e-3 * 3 / 4)  # after its first step: the factor of run step 2, (2 + 1) / 4
+
+
+def test_roll_needs_two_items_and_a_stage_without_ema_saves_and_restores():
+    stage = _stage(contrastive_shuffle="roll")
+    assert stage._wrong_prompts(["a"], torch.Generator()) is None
+    assert stage._wrong_prompts(["a", "b"], torch.Generator()).tolist() == [1, 0]
+    state = stage.state_dict()
+    assert stage.ema is None and state["ema"] == {}
+    stage.load_state_dict(state)
+
+
+def test_export_of_a_model_with_an_external_t5_also_writes_stable_audio_tools_files(tmp_path, sat_dir, t5_dir):
+    from arcaudio import load
+    from arcaudio.training.arc_stage import ARCStage
+
+    model = load(sat_dir, t5=t5_dir)
+    config = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), [
+        "stage='arc'", "data='x'", "batch_size=2", "ema_decay=0.5"]))
+    stage = ARCStage(model, config, DistInfo())
+    batch = {"latents": torch.randn(2, 8, 64), "caption": ["a dog", "rain"], "seconds_total": torch.full((2,), 1.0)}
+    for step in range(2):
+        stage.train_step(batch, step, torch.Generator().manual_seed(step))
+    path = stage.export(tmp_path / "arc" / "model.safetensors")
+    ours, sao = load(path, t5=t5_dir), load(tmp_path / "arc" / "sao", t5=t5_dir)
+    assert sao.config.objective == ours.config.objective == "rf_denoiser"
+    a, b = ours.state_dict(), sao.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -217,3 +217,19 @@ def test_schedules_by_their_formulas():
     assert torch.equal(got[1:-1], want[1:-1].double()) and got[0] == 1 and got[-1] == 0
     with pytest.raises(ValueError, match=r"sigma_max \(the starting time\) must be in \(0, 1\], got 1.5"):
         rf_schedule(2, 1.5)
+
+
+@pytest.mark.parametrize("steps", [0, 2.5, True, "8"])
+def test_steps_must_be_a_positive_integer(steps):
+    from arcaudio.sampling import rf_schedule
+
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        rf_schedule(steps)
+
+
+@pytest.mark.parametrize("sigma_max", [0, 0.0, -0.1, 1.01, float("nan")])
+def test_the_starting_time_must_be_in_0_1(sigma_max):
+    from arcaudio.sampling import rf_schedule
+
+    with pytest.raises(ValueError, match=r"sigma_max \(the starting time\) must be in \(0, 1\]"):
+        rf_schedule(4, sigma_max)
