@@ -215,3 +215,67 @@ def test_autocast_follows_the_precision(precision):
     stage.train_step(_batch(), 1, torch.Generator().manual_seed(1))
     want = torch.float32 if precision == "fp32" else torch.bfloat16
     assert dtypes == [want, want]
+
+
+def test_the_generator_is_x_t_minus_t_v():
+    stage = _stage()
+    x_t, t = torch.randn(2, 32, 64), torch.tensor([0.3, 0.8])
+    cond = stage.model.condition(["low", "high"], 2.0)
+    with torch.no_grad():
+        v = stage.model.dit(x_t, t, cond.cross_attn_cond, cond.global_cond)
+        x0_hat = stage.generator(x_t, t, cond.cross_attn_cond, cond.global_cond)
+    assert torch.allclose(x0_hat, x_t - t[:, None, None] * v, atol=1e-6)
+    assert not torch.allclose(x0_hat, x_t + t[:, None, None] * v, atol=1e-3)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_prompt_dropout_acts_on_generator_steps_only(dropout):
+    stage = _stage(f"arc.cfg_dropout={dropout}")
+    record = _Recorder(stage)
+    stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))  # G step: G sees dropped prompts
+    stage.train_step(_batch(), 1, torch.Generator().manual_seed(1))  # D step: G runs without dropout
+    (g_step, d_step) = [args[2] for args, _, _ in record.calls["generator"]]  # cross-attention tokens (B, L, D)
+    assert bool(g_step.eq(0).all()) == (dropout == 1.0)
+    assert not bool(d_step.eq(0).all())
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+@pytest.mark.parametrize("clip", [0.0, 1e-4])
+def test_gradients_are_clipped_before_each_players_update(clip, monkeypatch):
+    stage = _stage(f"optim.grad_clip={clip}", f"arc.discriminator_grad_clip={clip}")
+    norms = []
+    for optimizer, params in ((stage.optimizer, stage.g_params), (stage.d_optimizer, stage.d_params)):
+        real_step = optimizer.step
+
+        def step(*args, params=params, real_step=real_step, **kwargs):
+            norms.append(float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))))
+            return real_step(*args, **kwargs)
+
+        monkeypatch.setattr(optimizer, "step", step)
+    reported = [stage.train_step(_batch(), s, torch.Generator().manual_seed(s))[k]
+                for s, k in ((0, "g_grad_norm"), (1, "d_grad_norm"))]
+    for seen, before in zip(norms, reported, strict=True):
+        assert before > 1e-3  # the reported norm is the norm before clipping
+        assert seen == pytest.approx(before, rel=1e-4) if clip == 0 else seen <= clip * (1 + 1e-4)
+
+
+def test_stage_options_reach_its_modules():
+    stage = _stage("grad_checkpointing=true", "arc.soft_clip_scale=0.05", "arc.depth_fraction=0.5",
+                   "ema_decay=0.9", "ema_warmup_power=0.5")
+    assert stage.model.dit.grad_checkpointing is True and stage.discriminator.trunk.grad_checkpointing is True
+    assert stage.exit_layer == 0  # half of 2 blocks
+    assert stage.ema.decay == 0.9 and stage.ema.power == 0.5
+    record = _Recorder(stage)
+    stage.train_step(_batch(), 1, torch.Generator().manual_seed(0))
+    ((_, _, scores),) = record.calls["discriminator"]
+    assert float(scores.abs().max()) <= 0.05 + 1e-6
+
+
+def test_metrics_keep_their_names_from_the_first_step():
+    stage = _stage("arc.r1_weight=0.1")
+    metrics = stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))
+    assert list(metrics) == ["loss", "g_grad_norm", "lr", "d_loss", "d_relativistic", "d_real_minus_fake",
+                             "d_contrastive", "d_contrastive_used", "d_grad_norm", "r1"]
+    assert all(math.isnan(metrics[k]) for k in list(metrics)[3:])  # D has not stepped yet
+    assert list(stage.train_step(_batch(), 1, torch.Generator().manual_seed(1))) == list(metrics)
