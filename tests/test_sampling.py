@@ -233,3 +233,73 @@ def test_the_starting_time_must_be_in_0_1(sigma_max):
 
     with pytest.raises(ValueError, match=r"sigma_max \(the starting time\) must be in \(0, 1\]"):
         rf_schedule(4, sigma_max)
+
+
+class _SpyModel:
+    """A velocity model with a context cache that counts its uses; v depends on the prompt tokens."""
+
+    def __init__(self):
+        from arcaudio.models.text_to_audio import Conditioning
+
+        self.cached, self.Conditioning = 0, Conditioning
+
+    def with_context_cache(self, cond):
+        self.cached += 1
+        return cond
+
+    def __call__(self, x, t, cond):
+        return torch.tanh(x) * (1 + cond.cross_attn_cond.mean(dim=(1, 2))[:, None, None]) + t.view(-1, 1, 1)
+
+
+def _cond(b: int, fill: float):
+    from arcaudio.models.text_to_audio import Conditioning
+
+    return Conditioning(torch.full((b, 5, 4), fill), torch.zeros(b, 4), torch.ones(b, 4, dtype=torch.bool))
+
+
+def test_cfg_velocity_defaults_caches_and_interval_edges():
+    from arcaudio.sampling import cfg_velocity
+
+    model, x = _SpyModel(), torch.randn(3, 2, 8)
+    cond = _cond(3, 0.5)
+    t = torch.full((3,), 0.4)
+    assert torch.equal(cfg_velocity(model, cond)(x, t), model(x, t, cond)) and model.cached == 1  # default: no CFG
+    guided = cfg_velocity(model, cond, 3.0)
+    assert model.cached == 2  # the [cond; null] batch, cached once
+    v_c, v_u = model(x, t, cond), model(x, t, cond.null())
+    assert torch.allclose(guided(x, t), v_u + 3.0 * (v_c - v_u))  # a batch of 3: 6 rows split in two halves
+    edged = cfg_velocity(model, cond, 3.0, cfg_interval=(0.4, 0.6))
+    assert model.cached == 4  # the pair, and cond alone for steps outside the interval
+    assert torch.allclose(edged(x, t), guided(x, t))  # t = lo is inside
+    one = cfg_velocity(model, _cond(1, 0.5), 3.0, cfg_interval=(0.5, 0.6))
+    assert torch.equal(one(x[:1], t[:1]), model(x[:1], t[:1], _cond(1, 0.5)))  # a batch of one, outside
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"cfg_scale": float("nan")}, "cfg_scale must be a finite number, got nan"),
+    ({"cfg_scale": float("inf")}, "cfg_scale must be a finite number, got inf"),
+    ({"cfg_interval": (0.5,)}, r"cfg_interval must be two times \(lo, hi\), got \(0.5,\)"),
+    ({"cfg_interval": "ab"}, r"cfg_interval must be two times \(lo, hi\), got 'ab'"),
+    ({"cfg_interval": (-0.1, 0.5)}, r"cfg_interval must satisfy 0 <= lo <= hi <= 1"),
+    ({"cfg_rescale": -0.5}, r"cfg_rescale must be in \[0, 1\], got -0.5"),
+])
+def test_guidance_settings_are_checked(kwargs, message):
+    from arcaudio.sampling import check_guidance
+
+    args = {"cfg_scale": 3.0, "cfg_interval": (0.0, 1.0), "cfg_rescale": 0.0} | kwargs
+    with pytest.raises(ValueError, match=message):
+        check_guidance(args["cfg_scale"], args["cfg_interval"], args["cfg_rescale"])
+
+
+def test_guidance_edges_are_valid():
+    from arcaudio.sampling import check_guidance
+
+    assert check_guidance(3.0, (0.5, 0.5), 1.0) == (0.5, 0.5)
+
+
+def test_time_shift_must_be_positive():
+    from arcaudio.flow import sample_t
+
+    for shift in (0.0, -1.0):
+        with pytest.raises(ValueError, match=f"time shift must be > 0, got {shift}"):
+            sample_t("uniform", 3, shift=shift)
