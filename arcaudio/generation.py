@@ -121,9 +121,10 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     Audio-to-audio (style transfer, voice-to-sound): `init_audio` is one (channels, L) clip at the model's rate for
     every prompt, or one per prompt (see `load_init_audio`). Sampling then starts at time `strength` in (0, 1] from
     (1 - strength) * latents(init) + strength * noise, on the reference's grid respaced from that time (the
-    log-SNR of t = strength up to 2): near 0 the output is the input's reconstruction, at 1 the input is ignored
-    (plain text-to-audio, bit for bit). `init_posterior`: the input's latents are the encoder's posterior "mean"
-    (default: deterministic, one draw fewer) or a posterior "sample" (stable-audio-tools' behaviour).
+    log-SNR of t = strength up to 2): lower strengths stay closer to the input (below 0.119 the reference's grid
+    re-noises up to t = 0.119 before its last step), at 1 the input is ignored (plain text-to-audio, bit for bit).
+    `init_posterior`: the input's latents are the encoder's posterior "mean" (default: deterministic, one draw
+    fewer) or a posterior "sample" (stable-audio-tools' behaviour).
     Prompts longer than the text encoder takes are truncated, with a UserWarning naming them.
 
     `callback(i, x)` is called after every sampling step of every batch. `decode_chunk`: decode that many latent

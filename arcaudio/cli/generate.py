@@ -147,7 +147,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, help="prompts per forward pass (default: all)")
     p.add_argument("--init-audio", help="audio-to-audio: an input file (WAV/FLAC/...) whose timing the output keeps")
     p.add_argument("--strength", type=float,
-                   help="audio-to-audio: how far from the input, in (0, 1] (near 0: the input; 1: ignore it)")
+                   help="audio-to-audio: how far from the input, in (0, 1] (lower: closer to it; 1: ignore it)")
     p.add_argument("--init-posterior", choices=["mean", "sample"], default="mean",
                    help="audio-to-audio: encode the input to its posterior mean (default) or a posterior sample "
                         "(stable-audio-tools' behaviour)")
