@@ -20,6 +20,9 @@ from . import __version__
 from .config import ModelConfig
 
 CONFIG_KEY = "arcaudio_config"
+# a file that stores only the tensors it does not share with another arcaudio file in the same folder (a
+# post-trained model's base, which differs from it in the DiT only): that file's name and its sha256
+BASE_KEY, BASE_SHA256_KEY = "arcaudio_base", "arcaudio_base_sha256"
 TORCH_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 
@@ -164,11 +167,55 @@ def _canonicalise_header(path: str) -> None:
     os.replace(tmp, path)
 
 
-def save_model(model: nn.Module, path: str | Path) -> Path:
-    """Save a TextToAudioModel in arcaudio format: safetensors with the config in its metadata."""
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(model: nn.Module, path: str | Path, base: str | Path | None = None) -> Path:
+    """Save a TextToAudioModel in arcaudio format: safetensors with the config in its metadata.
+
+    With `base` (an arcaudio file in the same folder as `path`), only the tensors that differ from the base's are
+    written, with the base's name and sha256 in the metadata; `read_model_state` puts the two back together."""
     config: ModelConfig = model.config
     meta = {"format": "pt", CONFIG_KEY: config.to_json(), "arcaudio_version": __version__}
-    return save_safetensors(path, model.state_dict(), meta)
+    state = model.state_dict()
+    if base is not None:
+        base = Path(base)
+        if base.resolve().parent != Path(path).resolve().parent:
+            raise ValueError(f"the base {str(base)!r} must be in the same folder as {str(path)!r}")
+        shared, _ = read_state_dict(base)
+        state = {k: v for k, v in state.items()
+                 if k not in shared or shared[k].shape != v.shape or shared[k].dtype != v.dtype
+                 or not torch.equal(shared[k], v.detach().cpu())}
+        meta.update({BASE_KEY: base.name, BASE_SHA256_KEY: file_sha256(base)})
+    return save_safetensors(path, state, meta)
+
+
+def read_model_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """`read_state_dict`, with the tensors of a shared-weights file's base (see `save_model`) filled in. Raises
+    FileNotFoundError / ValueError when the base is missing or is not the file the weights were saved against."""
+    path = Path(path)
+    state, meta = read_state_dict(path)
+    if BASE_KEY not in meta:
+        return state, meta
+    base = path.parent / meta[BASE_KEY]
+    if Path(meta[BASE_KEY]).name != meta[BASE_KEY]:
+        raise ValueError(f"{str(path)!r} names a base outside its folder: {meta[BASE_KEY]!r}")
+    if not base.is_file():
+        raise FileNotFoundError(f"{str(path)!r} stores only the tensors it does not share with {meta[BASE_KEY]!r}, "
+                                f"which is missing from {str(path.parent)!r}")
+    if file_sha256(base) != meta.get(BASE_SHA256_KEY):
+        raise ValueError(f"{str(base)!r} is not the file {str(path)!r} was saved against (sha256 differs): "
+                         "re-save it against the current base")
+    merged, _ = read_state_dict(base)
+    merged.update(state)
+    return merged, meta
 
 
 def save_sao(model: nn.Module, out_dir: str | Path) -> Path:

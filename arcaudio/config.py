@@ -37,7 +37,8 @@ class JsonConfig:
         return cls.from_dict(json.loads(text if text.lstrip().startswith("{") else Path(text).read_text()))
 
 
-AUTOENCODER_TYPES = ("oobleck", "spectral")
+AUTOENCODER_TYPES = ("oobleck", "spectral", "partials")
+SPECTRAL_PHASES = ("learned", "peak-locked")
 
 
 @dataclass
@@ -60,12 +61,23 @@ class AutoencoderConfig:
     use_nearest_upsample: bool = False  # oobleck: upsample by nearest neighbour + conv, not a transposed conv
     n_fft: int = 2048  # spectral: STFT size (Hann window)
     hop_length: int = 512  # spectral: STFT hop, samples per frame
+    # spectral: how the decoder phases its magnitudes: "learned" (a predicted advance per bin and frame; smears
+    # partials into sidebands) or "peak-locked" (derived from the magnitudes; see models/spectral_phase.py)
+    phase: str = "learned"
+    in_kernel: int = 3  # spectral: the encoder's first convolution, in frames (1: per frame; fewer weights)
+    # partials (arcaudio's codec with no learned weights; see models/partials_autoencoder.py): spectral peaks per
+    # frame, noise bands, and the audio's sample rate (to read frequencies); latent_dim = 2 * partials + bands + 1
+    # + envelope_blocks
+    partials: int = 16
+    noise_bands: int = 7
+    envelope_blocks: int = 4  # partials: blocks per hop of the fine level envelope
+    sample_rate: int = 44100
     latent_scale: float = 1.0  # latents seen by the DiT = autoencoder latents / latent_scale
 
     @property
     def downsampling_ratio(self) -> int:
         frames = math.prod(self.strides)
-        return frames * self.hop_length if self.type == "spectral" else frames
+        return frames * self.hop_length if self.type in ("spectral", "partials") else frames
 
     def validate(self) -> None:
         if self.type not in AUTOENCODER_TYPES:
@@ -76,8 +88,28 @@ class AutoencoderConfig:
         if any(s < 1 for s in self.strides) or any(m < 1 for m in self.c_mults):
             raise ValueError(f"autoencoder strides {self.strides} and c_mults {self.c_mults} must be >= 1")
         _positive("autoencoder", io_channels=self.io_channels, channels=self.channels, latent_dim=self.latent_dim,
-                  latent_scale=self.latent_scale, n_fft=self.n_fft, hop_length=self.hop_length)
+                  latent_scale=self.latent_scale, n_fft=self.n_fft, hop_length=self.hop_length,
+                  in_kernel=self.in_kernel)
+        if self.type == "partials":
+            _positive("autoencoder", partials=self.partials, noise_bands=self.noise_bands,
+                      sample_rate=self.sample_rate)
+            want = 2 * self.partials + self.noise_bands + 1 + self.envelope_blocks
+            if self.latent_dim != want:
+                raise ValueError(f"autoencoder.latent_dim {self.latent_dim} must be 2 * partials + noise_bands + 1 + "
+                                 f"envelope_blocks = {want} for the partials codec")
+            if self.hop_length % self.envelope_blocks:
+                raise ValueError(f"autoencoder.hop_length {self.hop_length} must be a multiple of envelope_blocks "
+                                 f"{self.envelope_blocks}")
+            if self.strides != [1] or self.n_fft not in (2 * self.hop_length, 4 * self.hop_length):
+                raise ValueError(f"the partials codec has one latent frame per STFT frame at 50 or 75 % overlap: "
+                                 f"autoencoder.strides must be [1] (got {self.strides}) and n_fft 2 or 4 times "
+                                 f"hop_length (got {self.n_fft}, {self.hop_length})")
         if self.type == "spectral":
+            if self.in_kernel % 2 == 0:
+                raise ValueError(f"autoencoder.in_kernel {self.in_kernel} must be odd (a length-preserving "
+                                 "convolution)")
+            if self.phase not in SPECTRAL_PHASES:
+                raise ValueError(f"autoencoder.phase {self.phase!r} is not one of {SPECTRAL_PHASES}")
             if any(s % 2 for s in self.strides):
                 raise ValueError(f"autoencoder.strides {self.strides} must be even for a spectral autoencoder")
             if self.n_fft % self.hop_length or self.n_fft < 2 * self.hop_length:
@@ -302,7 +334,36 @@ def _tiny_spectral() -> ModelConfig:
     return config
 
 
-PRESETS = {"sao-small": _sao_small, "tiny": _tiny, "tiny-spectral": _tiny_spectral}
+def _small_spectral() -> ModelConfig:
+    """The built-in model's architecture: `tiny-spectral` with a finer spectral autoencoder (STFT 4096 / hop 1024,
+    10.8 Hz bins, so that the notes of a low triad are separate peaks; 2x frame downsampling: still 64 latent frames
+    of 32 channels) whose decoder derives its phase from the magnitudes (partials stay single sinusoids, onsets
+    stay sharp: models/spectral_phase.py), a 4-layer byte-level T5 and a DiT of width 192 and depth 5. Sized to
+    train in about two CPU hours and to ship, with its rectified-flow base's DiT, in under 50 MB."""
+    config = _tiny_spectral()
+    config.autoencoder = AutoencoderConfig(type="spectral", channels=192, c_mults=[1], strides=[2], latent_dim=32,
+                                           n_fft=4096, hop_length=1024, phase="peak-locked", in_kernel=1)
+    config.conditioning.prompt.arch = T5ArchConfig(d_model=128, d_kv=32, d_ff=384, num_layers=4, num_heads=4)
+    config.dit = DiTConfig(io_channels=32, embed_dim=192, depth=5, num_heads=3, cond_token_dim=128,
+                           global_cond_dim=256)
+    return config
+
+
+def _small_partials() -> ModelConfig:
+    """The built-in model's architecture: the partials codec (no learned weights: 16 spectral peaks, 7 noise bands,
+    the stereo balance and a 4-block fine envelope per 46 ms frame, STFT 8192 / hop 2048, so that the notes of a
+    low triad are separate peaks; models/partials_autoencoder.py), a 4-layer byte-level T5 and a DiT of width 192
+    and depth 6 over its 44-channel latents (64 frames for 2.97 s). Sized to train in about two CPU hours and to
+    ship, with its rectified-flow base's DiT, in under 50 MB."""
+    config = _small_spectral()
+    config.autoencoder = AutoencoderConfig(type="partials", c_mults=[1], strides=[1], latent_dim=44, n_fft=8192,
+                                           hop_length=2048, partials=16, noise_bands=7, envelope_blocks=4)
+    config.dit.io_channels, config.dit.depth = 44, 6
+    return config
+
+
+PRESETS = {"sao-small": _sao_small, "tiny": _tiny, "tiny-spectral": _tiny_spectral, "small-spectral": _small_spectral,
+           "small-partials": _small_partials}
 
 
 def preset(name: str) -> ModelConfig:

@@ -1,7 +1,8 @@
 """`arcaudio.load`: a preset, an arcaudio checkpoint, or a stable-audio-tools checkpoint -> TextToAudioModel.
 
 Accepted sources:
-- `default`: the built-in trained model shipped in the package (arcaudio/weights/, see its MODEL_CARD.md);
+- `default`: the built-in trained model shipped in the package (arcaudio/weights/, see its MODEL_CARD.md), and
+  `default-rf`, the rectified-flow model it was post-trained from (its DiT only; the rest is default's);
 - a preset name (`sao-small`, `tiny`): random weights;
 - an arcaudio `.safetensors` file (config in its metadata);
 - a stable-audio-tools folder with `model_config.json` and `model.safetensors` or `model.ckpt`, or such a weights
@@ -16,7 +17,14 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import TORCH_SUFFIXES, StateDictMismatchError, load_state_dict_strict, read_config, read_state_dict
+from .checkpoint import (
+    TORCH_SUFFIXES,
+    StateDictMismatchError,
+    load_state_dict_strict,
+    read_config,
+    read_model_state,
+    read_state_dict,
+)
 from .compat.sao import model_config_from_sao, sao_to_arcaudio
 from .config import PRESETS, ModelConfig, preset
 from .models.conditioners import load_pretrained_t5
@@ -24,12 +32,15 @@ from .models.text_to_audio import TextToAudioModel
 
 SAO_WEIGHT_NAMES = ("model.safetensors", "model.ckpt")
 DEFAULT_MODEL = "default"
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.safetensors"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+BUILTIN_MODELS = {DEFAULT_MODEL: WEIGHTS_DIR / "default.safetensors",  # ARC post-trained: 8 steps, no CFG
+                  "default-rf": WEIGHTS_DIR / "default-rf.safetensors"}  # its rectified-flow base: 50 steps + CFG
+DEFAULT_WEIGHTS = BUILTIN_MODELS[DEFAULT_MODEL]
 
 
 def model_names() -> list[str]:
-    """Every name `load` accepts besides paths: the built-in trained model, then the presets (random weights)."""
-    return [DEFAULT_MODEL, *sorted(PRESETS)]
+    """Every name `load` accepts besides paths: the built-in trained models, then the presets (random weights)."""
+    return [*BUILTIN_MODELS, *sorted(PRESETS)]
 
 
 @dataclass
@@ -43,11 +54,12 @@ class ModelSource:
 
 def resolve_source(path_or_preset: str | Path) -> ModelSource:
     """Find the config and weights file of a preset name or a path; raise a clear error when neither fits."""
-    if str(path_or_preset) == DEFAULT_MODEL:
-        if not DEFAULT_WEIGHTS.is_file():
-            raise FileNotFoundError(f"the built-in model's weights are missing ({DEFAULT_WEIGHTS}); reinstall "
-                                    "arcaudio, or rebuild them with scripts/train_default.sh")
-        return resolve_source(DEFAULT_WEIGHTS)
+    if str(path_or_preset) in BUILTIN_MODELS:
+        weights = BUILTIN_MODELS[str(path_or_preset)]
+        if not weights.is_file():
+            raise FileNotFoundError(f"the built-in model {str(path_or_preset)!r}'s weights are missing ({weights}); "
+                                    "reinstall arcaudio, or rebuild them with scripts/train_default.sh")
+        return resolve_source(weights)
     path = Path(path_or_preset).expanduser()
     if not path.exists():
         if str(path_or_preset) in PRESETS:
@@ -120,7 +132,7 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None, d
     if source.weights is None:
         model = build_model(source.config)
     else:
-        state, _ = read_state_dict(source.weights)
+        state, _ = read_model_state(source.weights) if source.format == "arcaudio" else read_state_dict(source.weights)
         if source.format == "sao":
             state, unknown = sao_to_arcaudio(state)
             if unknown:

@@ -1,11 +1,12 @@
 """The paper's table in miniature, on the procedural set: pre-trained flow vs ARC post-trained models.
 
-    .venv/bin/python scripts/arc_table.py runs/tiny/flow/model.safetensors runs/tiny/arc/model.safetensors \
-        runs/tiny/arc_nolc/model.safetensors --prompts 32 --per-prompt 4 --json runs/tiny/table.json
+    .venv/bin/python scripts/arc_table.py runs/default/flow/model.safetensors runs/default/arc/model.safetensors \
+        runs/default/arc_nolc/model.safetensors --prompts 64 --per-prompt 4 --json runs/default/arc_table.json
 
 Rows: RF (50 Euler steps, CFG), RF (8 Euler steps, CFG), ARC (8, 4, 2, 1 ping-pong steps), ARC without L_C (8).
 Columns: probe accuracy (mean over attributes, chance beside it), Frechet distance to real clips and conditional
-diversity on the fixed stats embedding (arcaudio/eval/embedding.py), wall time per clip on this machine.
+diversity on the fixed stats embedding (arcaudio/eval/embedding.py), wall time per clip on this machine; each
+figure +- its sampling noise (bootstrap over prompts, arcaudio/eval/report.py).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def main() -> None:
     p.add_argument("flow")
     p.add_argument("arc")
     p.add_argument("arc_no_contrastive", nargs="?")
-    p.add_argument("--prompts", type=int, default=32)
+    p.add_argument("--prompts", type=int, default=64)
     p.add_argument("--per-prompt", type=int, default=4)
-    p.add_argument("--style", default="heldout", choices=["heldout", "paraphrase", "train"])
+    p.add_argument("--style", default="paraphrase", choices=["heldout", "paraphrase", "train", "short"])
     p.add_argument("--cfg-scale", type=float, default=4.0)
     p.add_argument("--reference", type=int, default=256, help="real clips for the Frechet distance")
     p.add_argument("--json")
@@ -47,9 +48,11 @@ def main() -> None:
     print(header)
     print("|---" * 8 + "|")
     for r in rows:
-        d = r.row()
+        d, noise = r.row(), r.noise or {}
         print(f"| {d['model']} | {d['sampler']} | {d['steps']} | {d['cfg']:g} | {d['adherence']:.3f} "
-              f"({d['chance']:.3f}) | {d['fd_stats']:.1f} | {d['diversity']:.3f} | {d['s_per_clip']:.3f} |")
+              f"+- {noise.get('adherence', 0):.3f} ({d['chance']:.3f}) | {d['fd_stats']:.1f} "
+              f"+- {noise.get('fd_stats', 0):.1f} | {d['diversity']:.3f} +- {noise.get('diversity', 0):.3f} "
+              f"| {d['s_per_clip']:.3f} |")
     print("\nper attribute:")
     names = list(rows[0].adherence.accuracy)
     print("| row | " + " | ".join(names) + " |")

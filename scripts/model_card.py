@@ -1,13 +1,15 @@
-"""Measure the built-in model and write its model card (arcaudio/weights/MODEL_CARD.md and model_card.json).
+"""Measure the built-in models and write their model card (arcaudio/weights/MODEL_CARD.md and model_card.json).
 
     .venv/bin/python scripts/model_card.py [--weights arcaudio/weights/default.safetensors]
                                            [--recipe-log runs/default/recipe.log] [--n 300]
 
 Every figure in the card is measured here, on this machine, by this script:
 - prompt adherence per attribute at the shipped settings (8 ping-pong steps, no CFG), scored by the analytic
-  probes, for three caption styles: `train` (the training phrasing), `paraphrase` (sentence structures never seen in
-  training, training words) and `heldout` (unseen structures and unseen words); each with chance and a one-sided
-  binomial p-value against chance;
+  probes, for four prompt styles: `short` (1-3 attributes, scored on those only), `paraphrase` (sentence structures
+  never seen in training, training words), `train` (the training phrasing) and `heldout` (unseen structures and
+  unseen words); each with chance and a one-sided binomial p-value against chance;
+- the same for the rectified-flow base `default-rf` (50 Euler steps, CFG 4) on short and paraphrase prompts;
+- the autoencoder's round trip: probe accuracy on 300 procedural clips, and the partials of a 165 Hz sawtooth;
 - Frechet distance and conditional diversity on the fixed stats embedding (arcaudio/eval/embedding.py);
 - the time per clip at batch 1 (median of 10 after a warm-up) and at batch 16, on this CPU.
 """
@@ -29,13 +31,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from arcaudio.eval.adherence import adherence_prompts, evaluate_adherence  # noqa: E402
+from arcaudio.eval.adherence import adherence_prompts, evaluate_adherence, evaluate_reconstruction  # noqa: E402
 from arcaudio.eval.report import evaluate_quality, reference_embeddings  # noqa: E402
 from arcaudio.generation import generate  # noqa: E402
 from arcaudio.loading import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-STYLES = ("train", "paraphrase", "heldout")
+STYLES = ("short", "paraphrase", "train", "heldout")
+BASE_STYLES = ("short", "paraphrase")
+BASE_SETTINGS = {"sampler": "euler", "steps": 50, "cfg_scale": 4.0}
 
 
 def binomial_p_above(successes: int, n: int, p: float) -> float:
@@ -55,16 +59,46 @@ def time_per_clip(model, batch: int, repeats: int) -> float:
 
 
 def recipe_stages(log: Path) -> list[tuple[str, int]]:
-    """(stage, seconds) from the `[N s] stage` stamps of scripts/train_default.sh's output."""
+    """(stage, seconds) from the `[time] stage: N s` lines scripts/train_default.sh writes to its recipe.log (the
+    last entry of a stage that ran more than once, e.g. resumed)."""
     if not log.is_file():
         return []
-    stamps = [(int(m.group(1)), m.group(2)) for m in re.finditer(r"^\[(\d+) s\] (.*)$", log.read_text(), re.M)]
-    return [(name, stamps[i + 1][0] - t) for i, (t, name) in enumerate(stamps[:-1])]
+    stages = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\[[^\]]+\] (.*): (\d+) s$", log.read_text(), re.M)}
+    return list(stages.items())
+
+
+def adherence_rows(report) -> dict:
+    rows = {}
+    for name, acc in report.accuracy.items():
+        n = report.counts[name]
+        rows[name] = {"accuracy": acc, "chance": report.chance[name], "clips": n,
+                      "p_value": binomial_p_above(round(acc * n), n, report.chance[name])}
+    return {"attributes": rows, "mean": report.mean_accuracy, "chance": report.mean_chance}
+
+
+def sawtooth_round_trip(model, f0: float = 165.0) -> dict:
+    """The autoencoder's encode -> decode of a band-limited 165 Hz sawtooth (the clip length, centred): the first
+    10 partials' frequency errors and sideband levels (`arcaudio.eval.partials`)."""
+    import numpy as np
+
+    from arcaudio.eval.partials import partial_report
+
+    sr, n = model.config.sample_rate, model.config.sample_size
+    t = np.arange(n) / sr
+    saw = 0.3 * sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(0.45 * sr / f0) + 1))
+    audio = torch.tensor(np.stack([saw, saw]), dtype=torch.float32)[None]
+    with torch.no_grad():
+        out = model.autoencoder.decode(model.autoencoder.encode(audio, sample=False))[0].numpy()
+    report = partial_report(out, sr, f0)
+    return {"f0": f0, "errors_percent": [100 * p.error for p in report],
+            "sidebands_db": [p.sideband_db for p in report]}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=ROOT / "arcaudio" / "weights" / "default.safetensors")
+    p.add_argument("--base", type=Path, default=ROOT / "arcaudio" / "weights" / "default-rf.safetensors",
+                   help="the rectified-flow base, measured too when it exists")
     p.add_argument("--recipe-log", type=Path, default=ROOT / "runs" / "default" / "recipe.log")
     p.add_argument("--n", type=int, default=300, help="prompts per caption style")
     p.add_argument("--out", type=Path, help="default: MODEL_CARD.md beside the weights")
@@ -96,13 +130,20 @@ def main() -> None:
     card["adherence"], card["prompts_per_style"] = {}, args.n
     for style in STYLES:
         report = evaluate_adherence(model, adherence_prompts(args.n, style=style))
-        rows = {}
-        for name, acc in report.accuracy.items():
-            n = report.counts[name]
-            rows[name] = {"accuracy": acc, "chance": report.chance[name], "clips": n,
-                          "p_value": binomial_p_above(round(acc * n), n, report.chance[name])}
-        card["adherence"][style] = {"attributes": rows, "mean": report.mean_accuracy, "chance": report.mean_chance}
+        card["adherence"][style] = adherence_rows(report)
         print(f"{style}: mean {report.mean_accuracy:.3f} (chance {report.mean_chance:.3f})", flush=True)
+    if args.base.is_file():
+        base = load(args.base)
+        card["base"] = {"weights": args.base.name, "megabytes": args.base.stat().st_size / 2**20,
+                        "settings": BASE_SETTINGS, "adherence": {}}
+        for style in BASE_STYLES:
+            report = evaluate_adherence(base, adherence_prompts(args.n, style=style), **BASE_SETTINGS)
+            card["base"]["adherence"][style] = adherence_rows(report)
+            print(f"default-rf {style}: mean {report.mean_accuracy:.3f}", flush=True)
+    recon = evaluate_reconstruction(model, args.n)
+    card["reconstruction"] = {"clips": args.n, "accuracy": recon.accuracy, "counts": recon.counts}
+    card["sawtooth"] = sawtooth_round_trip(model)
+    print(f"round trip: {recon.accuracy}; sawtooth: {card['sawtooth']}", flush=True)
 
     ref = reference_embeddings(256, config.sample_rate, config.sample_size)
     quality = evaluate_quality(model, "default", n_prompts=32, per_prompt=4, style="paraphrase", reference=ref)
@@ -123,44 +164,55 @@ def render(card: dict, config) -> str:
     speed = card["speed"]
     frame_rate = config.sample_rate / config.autoencoder.downsampling_ratio
     quality = card["quality"]
+    ae = config.autoencoder
+    codec = (f"the partials codec (no learned weights: per {ae.hop_length / config.sample_rate * 1000:.0f} ms frame "
+             f"of an STFT {ae.n_fft} / hop {ae.hop_length}, the {ae.partials} strongest spectral peaks as frequency "
+             f"and level, {ae.noise_bands} noise bands, the stereo balance and a {ae.envelope_blocks}-block level "
+             f"envelope: {ae.latent_dim}-channel latents at {frame_rate:.1f} Hz; arcaudio/models/"
+             "partials_autoencoder.py)" if ae.type == "partials" else
+             f"a {ae.type} autoencoder ({ae.latent_dim}-channel latents at {frame_rate:.1f} Hz)")
+    t5 = config.conditioning.prompt.arch
     lines = [
-        "# arcaudio built-in model (`default`)",
+        "# arcaudio built-in models (`default` and `default-rf`)",
         "",
-        "The model `arcaudio generate` and `make demo` use when no model is named. It is small, trained on this "
-        "project's procedural set only, on a 2-core CPU, and it is here so that a fresh clone makes prompt-following "
-        "sound with no download. It is not a general text-to-audio model: it knows tones, chords, noise, drum loops "
-        "and sweeps, described in the words of the procedural captions.",
+        "`default` is the model `arcaudio generate` and `make demo` use when no model is named; `default-rf` is the "
+        "rectified-flow model it was post-trained from (the base for evaluation and fine-tuning; its file holds only "
+        "its DiT, the rest is read from `default.safetensors`). They are small, trained on this project's procedural "
+        "set only, on a 2-core CPU, so that a fresh clone makes prompt-following sound with no download. They are "
+        "not general text-to-audio models: they know tones, chords, noise, drum loops and sweeps, described in the "
+        "words of the procedural captions.",
         "",
         "## What it is",
-        f"- Architecture: the `tiny-spectral` preset: a spectral autoencoder (STFT 2048 / hop 512, 4x frame "
-        f"downsampling, {config.autoencoder.latent_dim}-channel latents at {frame_rate:.1f} Hz), "
-        f"a byte-level T5 text encoder trained from scratch, the `seconds_total` conditioner and a DiT "
+        f"- Architecture: the `small-partials` preset: {codec}, a byte-level T5 text encoder trained from scratch "
+        f"({t5.num_layers} layers, width {t5.d_model}), the `seconds_total` conditioner and a DiT "
         f"({config.dit.depth} blocks, width {config.dit.embed_dim}); stereo {config.sample_rate} Hz, clips up to "
         f"{config.max_seconds:.2f} s.",
         f"- Parameters: {counts['total'] / 1e6:.2f} M in all (" + ", ".join(
             f"{k} {counts[k] / 1e6:.2f} M" for k in parts)
-        + f"). File: `{card['weights']}`, {card['megabytes']:.1f} MB, sha256 `{card['sha256']}`.",
-        "- Post-trained with ARC (relativistic adversarial + contrastive loss): objective `rf_denoiser`, sampled with "
-        "8 ping-pong steps and no CFG.",
+        + f"). Files: `{card['weights']}`, {card['megabytes']:.1f} MB, sha256 `{card['sha256']}`"
+        + (f"; `{card['base']['weights']}` {card['base']['megabytes']:.1f} MB" if card.get("base") else "") + ".",
+        "- `default`: post-trained with ARC (relativistic adversarial + contrastive loss), objective `rf_denoiser`, "
+        "sampled with 8 ping-pong steps and no CFG. `default-rf`: objective `rectified_flow`, sampled with 50 Euler "
+        "steps and CFG 4 in the measurements below.",
         "",
         "## How it was trained",
         "From nothing, with one command (CPU, 2 threads; the same seed gives byte-identical weights, which "
         "`tests/test_recipe.py` checks at a few steps per stage):",
         "",
         "```bash",
-        "bash scripts/train_default.sh runs/default   # then: cp runs/default/default.safetensors arcaudio/weights/",
+        "bash scripts/train_default.sh runs/default   # then: cp runs/default/default*.safetensors arcaudio/weights/",
         ".venv/bin/python scripts/model_card.py        # this card",
         "```",
         "",
-        "Stages (the commands are in scripts/train_tiny.sh and scripts/train_default.sh):",
-        "1. `arcaudio synth`: 2000 procedural clips (seed 0), each with its attributes and a training-style caption.",
-        "2. `arcaudio train --stage autoencoder --model tiny-spectral`: 1000 steps, batch 8, 32768-sample crops, "
-        "lr 5e-4 cosine, KL 1e-5, envelope loss 1.",
-        "3. `arcaudio encode`: the set to latents.",
-        "4. `arcaudio train --stage flow`: 4500 steps, batch 16, lr 1e-3 cosine, uniform flow times, CFG dropout 0.1, "
-        "`flow.recaption=true` (a fresh training-style caption for every clip at every step).",
-        "5. `arcaudio arc`: 600 steps, batch 16, lr 3e-5 for generator and discriminator, relativistic + contrastive.",
-        "6. `arcaudio convert`: the exported weights.",
+        "Stages (the commands are in scripts/train_default.sh):",
+        "1. `arcaudio synth`: 4000 procedural clips (seed 0), each with its attributes.",
+        "2. `arcaudio encode small-partials`: the set to latents (the codec has nothing to train).",
+        "3. `arcaudio train --stage flow`: 8000 steps, batch 16, lr 8e-4 cosine, uniform flow times, CFG dropout 0.1, "
+        "`flow.recaption=true` with `flow.short_caption_share=0.5` (a fresh caption for every clip at every step, "
+        "half of them naming only some of its attributes: short prompts).",
+        "4. `arcaudio arc`: 600 steps, batch 16, lr 3e-5 for generator and discriminator, relativistic + contrastive, "
+        "recaptioned the same way.",
+        "5. `arcaudio convert`: the two exported files.",
     ]
     if card["recipe_stages"]:
         lines += ["", "Wall time of each stage on this machine (2 cores): " + "; ".join(

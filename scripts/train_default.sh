@@ -1,39 +1,66 @@
 #!/usr/bin/env bash
-# Train arcaudio's built-in default model from nothing, on the CPU: the procedural set, the spectral autoencoder,
-# the rectified flow (scripts/train_tiny.sh), ARC post-training with the contrastive loss, then the export that
-# ships as arcaudio/weights/default.safetensors. Same seed, same machine type -> the same weights (the
-# determinism test, tests/test_recipe.py, runs this script twice at a few steps and compares the bytes).
+# Train arcaudio's built-in models from nothing, on the CPU: the procedural set, its latents under the partials
+# codec (no weights to train), the DiT and byte-level T5 as a rectified flow (the `default-rf` model), ARC post-training with
+# the contrastive loss (the `default` model), and the two exported files that ship in arcaudio/weights/
+# (default-rf.safetensors holds only the DiT, the rest is shared with default.safetensors).
+# Same seed, same machine type -> the same weights (tests/test_recipe.py runs this twice at a few steps per stage).
 #
-#   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 35 minutes on 2 CPU cores
-#   environment overrides: those of train_tiny.sh and SEED, ARC_STEPS, ARC_LR, ARC_BATCH, EXPORT (the
-#   destination of the exported weights; default: OUT_DIR/default.safetensors), SKIP_EVAL=1 (no adherence runs)
+#   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 2 hours on 2 CPU cores
+#   environment overrides: SEED, N_CLIPS, FLOW_STEPS, FLOW_BATCH, FLOW_LR, SHORT_SHARE, ARC_STEPS,
+#   ARC_LR, ARC_BATCH, EXPORT_DIR (where default.safetensors and default-rf.safetensors go; default OUT_DIR)
 #
-# Each stage is resumable: re-running after an interruption continues where it stopped. Threads are pinned (2) so
-# that the reductions, and so the weights, do not depend on the core count.
+# Each stage is resumable: re-running after an interruption continues where it stopped, and a finished stage is
+# skipped. Threads are pinned (2) so that the reductions, and so the weights, do not depend on the core count.
+# Wall time per stage goes to OUT_DIR/recipe.log.
 set -euo pipefail
 OUT=${1:-runs/default}
 SEED=${SEED:-0}
+N_CLIPS=${N_CLIPS:-4000}
+FLOW_STEPS=${FLOW_STEPS:-6000}
+FLOW_BATCH=${FLOW_BATCH:-16}
+FLOW_LR=${FLOW_LR:-8e-4}
+SHORT_SHARE=${SHORT_SHARE:-0.5}
 ARC_STEPS=${ARC_STEPS:-600}
 ARC_LR=${ARC_LR:-3e-5}
 ARC_BATCH=${ARC_BATCH:-16}
-EXPORT=${EXPORT:-$OUT/default.safetensors}
+EXPORT_DIR=${EXPORT_DIR:-$OUT}
 A=${ARCAUDIO:-.venv/bin/arcaudio}
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} MKL_NUM_THREADS=${MKL_NUM_THREADS:-2}
-export SEED
-HERE=$(cd "$(dirname "$0")" && pwd)
-T0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+mkdir -p "$OUT"
+LOG="$OUT/recipe.log"
+stage() {  # stage NAME COMMAND...: run it, log its wall time
+  local name=$1 t0
+  shift
+  t0=$(date +%s)
+  echo "[$(date -u +%FT%TZ)] $name" | tee -a "$LOG"
+  "$@"
+  echo "[$(date -u +%FT%TZ)] $name: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
+}
 
-# the flow draws a fresh caption for every clip at every step (flow.recaption), so that the model follows captions
-# phrased in ways it never saw, not only the 2000 stored ones
-SKIP_EVAL=1 RECAPTION=${RECAPTION:-true} bash "$HERE/train_tiny.sh" "$OUT"
+[ -f "$OUT/synth/manifest.jsonl" ] || stage "synthesise $N_CLIPS procedural clips" \
+  $A synth "$OUT/synth" -n "$N_CLIPS" --seed "$SEED"
 
-stamp "ARC post-training ($ARC_STEPS steps, relativistic + contrastive)"
-$A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/arc" --seed "$SEED" \
+# the partials codec has no weights to train (arcaudio/models/partials_autoencoder.py): the set goes straight to
+# latents
+[ -f "$OUT/latents/index.json" ] || stage "encode the set to latents (the partials codec)" \
+  $A encode small-partials "$OUT/synth/manifest.jsonl" "$OUT/latents" --batch-size 8
+
+# a fresh caption for every clip at every step, half of them naming only some of its attributes (short prompts);
+# uniform flow times (with logit-normal ones the DiT barely used the prompt near t = 1); CFG dropout for RF + CFG
+stage "train the DiT and the byte-level T5 as a rectified flow ($FLOW_STEPS steps)" \
+  $A train --stage flow --model small-partials --data "$OUT/latents" --out "$OUT/flow" --seed "$SEED" \
+  --steps "$FLOW_STEPS" --batch-size "$FLOW_BATCH" --set optim.lr="$FLOW_LR" --set optim.warmup_steps=200 \
+  --set optim.schedule=cosine --set flow.time_sampler=uniform --set flow.cfg_dropout=0.1 --set flow.recaption=true \
+  --set flow.short_caption_share="$SHORT_SHARE" --set log_every=50 --set checkpoint_every=500 --no-progress
+
+stage "ARC post-training ($ARC_STEPS steps, relativistic + contrastive)" \
+  $A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/arc" --seed "$SEED" \
   --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set arc.generator_lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \
-  --set log_every=50 --set checkpoint_every=200 --no-progress
+  --set arc.recaption=true --set arc.short_caption_share="$SHORT_SHARE" \
+  --set log_every=50 --set checkpoint_every=250 --no-progress
 
-stamp "export -> $EXPORT"
-$A convert "$OUT/arc/model.safetensors" "$EXPORT"
-sha256sum "$EXPORT"
-stamp "done"
+mkdir -p "$EXPORT_DIR"
+stage "export -> $EXPORT_DIR/default.safetensors, default-rf.safetensors" bash -c "
+  $A convert '$OUT/arc/model.safetensors' '$EXPORT_DIR/default.safetensors' &&
+  $A convert '$OUT/flow/model.safetensors' '$EXPORT_DIR/default-rf.safetensors' --base '$EXPORT_DIR/default.safetensors'"
+sha256sum "$EXPORT_DIR/default.safetensors" "$EXPORT_DIR/default-rf.safetensors" | tee -a "$LOG"

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from arcaudio.cli import main
 from arcaudio.data.probes import score
-from arcaudio.data.synth import allowed_values, make_clip
-from arcaudio.eval.adherence import _report, adherence_prompts
+from arcaudio.data.synth import allowed_values, make_clip, probed_attributes, render
+from arcaudio.eval.adherence import AdherencePrompt, _report, adherence_prompts, evaluate_adherence, score_prompt
 
 
 def test_prompts_are_deterministic_and_styled():
@@ -53,3 +54,71 @@ def test_quality_report_on_a_tiny_random_model():
     assert report.adherence.counts["kind"] == 6
     with pytest.raises(ValueError, match="per_prompt"):
         evaluate_quality(model, n_prompts=1, per_prompt=1, reference=ref)
+
+
+def test_short_prompts_name_one_to_three_probed_attributes_and_depend_on_seed_and_index():
+    prompts = adherence_prompts(40, seed=5, style="short")
+    assert [(p.caption, p.names) for p in prompts[:10]] == [(p.caption, p.names) for p in
+                                                            adherence_prompts(10, seed=5, style="short")]
+    assert [p.caption for p in prompts] != [p.caption for p in adherence_prompts(40, seed=6, style="short")]
+    assert [p.attributes for p in prompts] == [p.attributes for p in adherence_prompts(40, seed=5)]  # same clips
+    assert {len(p.names) for p in prompts} == {1, 2, 3}
+    assert all(set(p.names) <= set(probed_attributes(p.attributes)) for p in prompts)
+    assert all(p.names == probed_attributes(p.attributes) for p in adherence_prompts(10, style="paraphrase"))
+    with pytest.raises(ValueError, match="style must be one of .*'short'.*got 'tiny'"):
+        adherence_prompts(1, style="tiny")
+    with pytest.raises(ValueError, match="names must be a non-empty subset of the probed attributes"):
+        AdherencePrompt("a sine chord", {"kind": "chord", "quality": "major", "pitch": "A3", "waveform": "sine",
+                                         "loudness": "loud", "pan": "left", "envelope": "steady"}, 2.0, ["waveform"])
+
+
+def _clip_for(prompt: AdherencePrompt, seconds: float) -> np.ndarray:
+    """Clean audio that agrees with the prompt on every attribute it names and disagrees on its unnamed loudness
+    and pan."""
+    other = {"loudness": {"quiet": "loud", "loud": "quiet"}, "pan": {"left": "right", "center": "left",
+                                                                     "right": "center"}}
+    attributes = {k: other[k][v] if k in other and k not in prompt.names else v for k, v in prompt.attributes.items()}
+    return render(attributes, seconds, np.random.default_rng(0))
+
+
+def test_a_prompt_is_scored_on_the_attributes_it_names_only(monkeypatch):
+    import torch
+
+    import arcaudio.eval.adherence as adherence
+
+    prompts = adherence_prompts(16, seed=2, style="short", seconds=2.0)
+    clips = {p.caption: _clip_for(p, 2.0) for p in prompts}
+    monkeypatch.setattr(adherence, "generate",
+                        lambda model, captions, **kw: [torch.from_numpy(clips[c]) for c in captions])
+    model = type("Stub", (), {"config": type("Config", (), {"sample_rate": 44100})})()
+    report = evaluate_adherence(model, prompts, batch_size=5)
+    assert report.accuracy == {name: 1.0 for name in report.accuracy}
+    assert report.counts == {name: sum(name in p.names for p in prompts) for name in report.counts}
+    assert sum(report.counts.values()) == sum(len(p.names) for p in prompts)
+    assert [set(r) for r in report.per_clip] == [set(p.names) for p in prompts]
+    misread = [p for p in prompts if not all(score(clips[p.caption], 44100, p.attributes).values())]
+    assert misread  # scored on every attribute, the unnamed loudness and pan would count against them
+    full = AdherencePrompt("x", prompts[0].attributes, 2.0)
+    assert score_prompt(clips[prompts[0].caption], 44100, full) == score(clips[prompts[0].caption], 44100,
+                                                                          prompts[0].attributes)
+
+
+def test_cli_adherence_short_style(monkeypatch, capsys):
+    import json
+
+    import torch
+
+    import arcaudio.eval.adherence as adherence
+    import arcaudio.loading
+
+    model = type("Stub", (), {"config": type("Config", (), {"sample_rate": 44100})})()
+    monkeypatch.setattr(arcaudio.loading, "load", lambda name, **kw: model)
+    monkeypatch.setattr(adherence, "generate",
+                        lambda model, captions, seconds, **kw: [torch.zeros(2, 44100) for _ in captions])
+    assert main(["adherence", "tiny", "--style", "short", "--n", "6", "--prompt-seed", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["what"].startswith("6 short prompts")
+    names = [name for p in adherence_prompts(6, seed=3, style="short") for name in p.names]
+    assert result["counts"] == {name: names.count(name) for name in result["counts"]} and sum(
+        result["counts"].values()) == len(names)
+

@@ -183,3 +183,52 @@ def test_meta_loading_keeps_tied_parameters_tied_and_takes_the_last_key():
     load_state_dict_strict(built, state)  # a load into a built model: the last key wins
     assert meta.a.weight is meta.b.weight and torch.equal(meta.a.weight, built.a.weight)
     assert torch.equal(meta.a.weight, torch.ones(2, 3))
+
+
+def _tiny_pair():
+    """Two `tiny-spectral` models that differ in the DiT only (a base and its post-trained descendant)."""
+    torch.manual_seed(0)
+    base = build_model(preset("tiny-spectral"))
+    child = build_model(preset("tiny-spectral"))
+    child.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        for p in child.dit.parameters():
+            p.add_(0.01)
+    return base, child
+
+
+def test_shared_weights_file_holds_only_what_differs_and_loads_whole(tmp_path):
+    from safetensors import safe_open
+
+    from arcaudio.checkpoint import BASE_KEY, read_model_state, save_model
+
+    base, child = _tiny_pair()
+    base_path = save_model(base, tmp_path / "base.safetensors")
+    child_path = save_model(child, tmp_path / "child.safetensors", base=base_path)
+    with safe_open(str(child_path), framework="pt") as f:
+        keys, meta = set(f.keys()), f.metadata()
+    assert keys and all(k.startswith("dit.") for k in keys)
+    assert meta[BASE_KEY] == "base.safetensors"
+    assert child_path.stat().st_size < base_path.stat().st_size / 2
+    state, _ = read_model_state(child_path)
+    want = child.state_dict()
+    assert set(state) == set(want)
+    assert all(torch.equal(state[k], want[k]) for k in want)
+    loaded = load(child_path)
+    assert all(torch.equal(loaded.state_dict()[k], want[k]) for k in want)
+
+
+def test_shared_weights_file_refuses_a_changed_missing_or_distant_base(tmp_path):
+    from arcaudio.checkpoint import save_model
+
+    base, child = _tiny_pair()
+    base_path = save_model(base, tmp_path / "base.safetensors")
+    child_path = save_model(child, tmp_path / "child.safetensors", base=base_path)
+    with pytest.raises(ValueError, match="same folder"):
+        save_model(child, tmp_path / "elsewhere" / "child.safetensors", base=base_path)
+    save_model(child, base_path)  # the base now holds other weights
+    with pytest.raises(ValueError, match="sha256 differs"):
+        load(child_path)
+    base_path.unlink()
+    with pytest.raises(FileNotFoundError, match="base.safetensors"):
+        load(child_path)

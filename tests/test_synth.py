@@ -23,10 +23,14 @@ from arcaudio.data.synth import (
     caption_for,
     loudness_db,
     make_clip,
+    nameable_attributes,
     probed_attributes,
     render,
     sample_attributes,
+    short_prompt,
+    subset_caption,
     synonyms,
+    training_caption,
     write_dataset,
 )
 
@@ -229,3 +233,132 @@ def test_paraphrase_style_has_heldout_structures_and_training_words():
     attributes = sample_attributes(np.random.default_rng([2, 0]))
     assert caption_for(attributes, np.random.default_rng(0), "paraphrase") != caption_for(
         attributes, np.random.default_rng(0), "train")
+
+
+def _named_exactly(caption: str, attributes: dict, names) -> None:
+    """`caption` names each of `names` with a training phrase of its value, and says no phrase of another value or
+    of any unnamed attribute."""
+    table = synonyms("train")
+    for name in nameable_attributes(attributes):
+        value = attributes[name]
+        if name not in names:
+            said = [p for phrases in table[name].values() for p in phrases if _mentions(caption, p)]
+            assert not said, f"{caption!r} (names {sorted(names)}) also names {name}: {said}"
+            continue
+        true = [p for p in table[name][value] if _mentions(caption, p)]
+        assert true, f"{caption!r} does not name {name}={value!r}"
+        said = [p for other, phrases in table[name].items() if other != value for p in phrases
+                if _mentions(caption, p) and not any(_mentions(t, p) for t in true)]
+        assert not said, f"{caption!r} ({name}={value!r}) also says {said}"
+
+
+def test_subset_captions_name_exactly_their_attributes_in_training_words():
+    heldout = synonyms("heldout")
+    train_words = set()
+    for i in range(300):
+        train_words |= set(re.findall(r"[a-z0-9-]+", caption_for(sample_attributes(np.random.default_rng([6, i])),
+                                                                np.random.default_rng(i)).lower()))
+    captions = set()
+    for i in range(600):
+        rng = np.random.default_rng([8, i])
+        attributes = sample_attributes(rng)
+        nameable = nameable_attributes(attributes)
+        names = [n for n in nameable if rng.random() < 0.4] or [nameable[i % len(nameable)]]
+        caption = subset_caption(attributes, names, np.random.default_rng(i))
+        captions.add(caption)
+        _named_exactly(caption, attributes, names)
+        assert caption == subset_caption(attributes, names[::-1], np.random.default_rng(i))  # the set, not the order
+        for name, value in attributes.items():  # no held-out synonym
+            assert not [p for p in heldout[name][value] if _mentions(caption, p)], caption
+        # the words are the training captions' words, plus the neutral heads "something" and "{waveform} wave"
+        assert set(re.findall(r"[a-z0-9-]+", caption.lower())) - train_words <= {"something", "wave"}, caption
+    assert len(captions) > 550
+    with pytest.raises(ValueError, match=r"names must be a non-empty subset of .* for a noise clip, got \['tempo'\]"):
+        subset_caption({"kind": "noise", "colour": "white", "loudness": "loud", "pan": "left", "envelope": "steady"},
+                       ["tempo"], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="non-empty"):
+        subset_caption(make_clip(0, 0)[1], [], np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("attributes, names, prompt", [
+    ({"kind": "tone", "waveform": "sine", "pitch": "A4", "loudness": "quiet", "pan": "left", "envelope": "plucked"},
+     ["kind", "waveform"], "a sine note"),
+    ({"kind": "tone", "waveform": "sine", "pitch": "A4", "loudness": "quiet", "pan": "left", "envelope": "plucked"},
+     ["pan"], "something on the left"),
+    ({"kind": "tone", "waveform": "sine", "pitch": "A4", "loudness": "quiet", "pan": "left", "envelope": "plucked"},
+     ["envelope", "pitch"], "plucked a4"),
+    ({"kind": "tone", "waveform": "sine", "pitch": "A4", "loudness": "loud", "pan": "right", "envelope": "plucked"},
+     ["kind", "waveform", "envelope", "pan"], "a plucked sine note on the right"),
+    ({"kind": "tone", "waveform": "sawtooth", "pitch": "A3", "loudness": "loud", "pan": "center",
+      "envelope": "steady"}, ["waveform", "pitch"], "sawtooth at 220 hz"),
+    ({"kind": "noise", "colour": "white", "loudness": "loud", "pan": "left", "envelope": "steady"},
+     ["kind", "colour", "pan"], "white noise on the left"),
+    ({"kind": "noise", "colour": "brown", "loudness": "loud", "pan": "left", "envelope": "steady"},
+     ["kind", "colour"], "brown noise"),
+    ({"kind": "sweep", "direction": "up", "loudness": "loud", "pan": "left", "envelope": "swelling"},
+     ["kind", "direction"], "a rising sweep"),
+    ({"kind": "sweep", "direction": "up", "loudness": "loud", "pan": "left", "envelope": "swelling"},
+     ["envelope"], "something swelling"),
+    ({"kind": "drums", "tempo": 120, "loudness": "loud", "pan": "left", "envelope": "percussive"},
+     ["kind", "tempo"], "drum loop at 120 bpm"),
+    ({"kind": "chord", "quality": "minor", "pitch": "A3", "waveform": "sine", "loudness": "quiet", "pan": "left",
+      "envelope": "steady"}, ["kind", "quality", "loudness"], "a quiet minor chord"),
+    ({"kind": "chord", "quality": "minor", "pitch": "A3", "waveform": "sine", "loudness": "loud", "pan": "left",
+      "envelope": "steady"}, ["loudness"], "loud"),
+])
+def test_subset_captions_reach_the_prompts_users_type(attributes, names, prompt):
+    said = set()
+    for i in range(4000):
+        caption = subset_caption(attributes, names, np.random.default_rng(i))
+        _named_exactly(caption, attributes, names)
+        said.add(caption.lower().rstrip("."))
+        if prompt in said:
+            return
+    raise AssertionError(f"{prompt!r} never drawn; e.g. {sorted(said)[:8]}")
+
+
+def test_short_prompts_name_one_to_three_probed_attributes():
+    counts, named = collections.Counter(), collections.Counter()
+    for i in range(400):
+        rng = np.random.default_rng([4, i])
+        attributes = sample_attributes(rng)
+        caption, names = short_prompt(attributes, rng)
+        probed = probed_attributes(attributes)
+        assert 1 <= len(names) <= 3 and names == [n for n in probed if n in names], names
+        _named_exactly(caption, attributes, names)
+        counts[len(names)] += 1
+        named.update((attributes["kind"], n) for n in names)
+    assert set(counts) == {1, 2, 3} and min(counts.values()) > 100
+    assert ("chord", "waveform") not in named and ("drums", "envelope") not in named  # not probed
+    assert ("tone", "waveform") in named and ("chord", "quality") in named and ("drums", "tempo") in named
+    with pytest.raises(ValueError, match="most must be a positive integer, got 0"):
+        short_prompt(attributes, rng, most=0)
+
+
+def test_training_captions_mix_subsets_in_at_the_given_share(monkeypatch):
+    import arcaudio.data.synth as synth
+
+    clips = [sample_attributes(np.random.default_rng([3, i])) for i in range(200)]
+    a, b = np.random.default_rng(0), np.random.default_rng(0)
+    assert [training_caption(c, a, 0.0) for c in clips] == [caption_for(c, b, "train") for c in clips]
+    assert a.random() == b.random()  # share 0 draws nothing more: recaptioned runs are unchanged
+    full = [caption_for(c, np.random.default_rng(i)) for i, c in enumerate(clips)]
+
+    def named(caption: str, attributes: dict) -> int:
+        table = synonyms("train")
+        return sum(any(_mentions(caption, p) for p in table[n][attributes[n]]) for n in nameable_attributes(attributes))
+
+    assert all(named(c, attributes) == len(nameable_attributes(attributes)) for c, attributes in zip(full, clips))
+    calls = []
+    monkeypatch.setattr(synth, "caption_for", lambda *args: calls.append(args) or "full")
+    rng = np.random.default_rng(1)
+    subsets = [training_caption(c, rng, 1.0) for c in clips]
+    assert not calls and "full" not in subsets
+    sizes = collections.Counter(named(c, attributes) for c, attributes in zip(subsets, clips))
+    assert set(sizes) == set(range(1, 8)) and sizes[1] > sizes[7]  # 1 to all (7 for a chord), uniform per clip
+    rng = np.random.default_rng(2)
+    mixed = [training_caption(c, rng, 0.25) for c in clips]
+    assert 0.6 < mixed.count("full") / len(mixed) < 0.9
+    with pytest.raises(ValueError, match=r"short_share must be in \[0, 1\], got 1.5"):
+        training_caption(clips[0], rng, 1.5)
+

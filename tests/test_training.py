@@ -258,6 +258,63 @@ def test_recaption_draws_fresh_captions_from_attributes_reproducibly():
         recaptioned({"caption": ["x"]}, torch.Generator())
 
 
+def test_recaption_mixes_in_short_captions_at_the_configured_share():
+    from arcaudio.data.synth import make_clip, nameable_attributes, synonyms
+    from arcaudio.training.flow_stage import recaptioned
+
+    items = [make_clip(0, i, max_seconds=1.5)[1] for i in range(40)]
+    table = synonyms("train")
+
+    def named(caption, attributes):
+        return sum(any(p.lower() in caption.lower() for p in table[n][attributes[n]])
+                   for n in nameable_attributes(attributes))
+
+    full = recaptioned({"attributes": items}, torch.Generator().manual_seed(1))
+    assert full == recaptioned({"attributes": items}, torch.Generator().manual_seed(1), 0.0)
+    short = recaptioned({"attributes": items}, torch.Generator().manual_seed(1), 1.0)
+    assert short == recaptioned({"attributes": items}, torch.Generator().manual_seed(1), 1.0)
+    assert all(named(c, a) == len(nameable_attributes(a)) for c, a in zip(full, items))
+    assert sum(named(c, a) < len(nameable_attributes(a)) for c, a in zip(short, items)) > 25
+
+
+def test_the_flow_step_recaptions_with_the_configured_share(monkeypatch):
+    import arcaudio.training.flow_stage as flow_stage
+    from arcaudio.config import ModelConfig, preset
+    from arcaudio.data.synth import make_clip
+    from arcaudio.loading import build_model
+    from arcaudio.training.distributed import DistInfo
+
+    model = build_model(ModelConfig.from_dict(apply_overrides(preset("tiny").to_dict(), [
+        "dit.depth=1", "dit.embed_dim=64", "autoencoder.channels=4", "conditioning.prompt.arch.num_layers=1"])))
+    config = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), [
+        "data='x'", "ema_decay=0.0", "flow.recaption=true", "flow.short_caption_share=0.4"]))
+    shares, real = [], flow_stage.recaptioned
+
+    def spy(batch, generator, short_share=0.0):
+        shares.append(short_share)
+        return real(batch, generator, short_share)
+
+    monkeypatch.setattr(flow_stage, "recaptioned", spy)
+    batch = {"latents": torch.randn(2, 32, 16), "caption": ["stored"] * 2, "seconds_total": torch.full((2,), 1.5),
+             "attributes": [make_clip(0, i, max_seconds=1.5)[1] for i in range(2)]}
+    flow_stage.FlowStage(model, config, DistInfo()).train_step(batch, 0, torch.Generator().manual_seed(0))
+    assert shares == [0.4]
+
+
+def test_short_caption_share_is_validated():
+    base = {"data": "x.jsonl", "flow": {"recaption": True}}
+    assert TrainConfig.from_dict(base | {"flow": {"recaption": True, "short_caption_share": 0.3}}).flow.\
+        short_caption_share == 0.3
+    assert TrainConfig.from_dict(base).flow.short_caption_share == 0.0
+    with pytest.raises(ValueError, match=r"flow.short_caption_share must be in \[0, 1\], got 1.5"):
+        TrainConfig.from_dict(base | {"flow": {"recaption": True, "short_caption_share": 1.5}})
+    with pytest.raises(ValueError, match=r"flow.short_caption_share must be in \[0, 1\], got -0.1"):
+        TrainConfig.from_dict(base | {"flow": {"recaption": True, "short_caption_share": -0.1}})
+    with pytest.raises(ValueError, match=r"short_caption_share \(0.5\) acts only on recaptioned batches; set "
+                                         "flow.recaption=true"):
+        TrainConfig.from_dict(base | {"flow": {"short_caption_share": 0.5}})
+
+
 def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path, audio_manifest):
     run = tmp_path / "run"
     assert main(_train_args(audio_manifest, run, 2)) == 0
@@ -269,3 +326,48 @@ def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path, audio
     assert main(_train_args(audio_manifest, run, 4)) == 0
     assert json.loads((run / "summary.json").read_text())["resumed_from"] == 2
     assert main(_train_args(audio_manifest, run, 6) + ["--set", "flow.cfg_dropout=0.5"]) == 2  # a real change
+
+
+def test_peak_locked_autoencoder_trains_on_magnitudes_and_keeps_level_balance_and_pitch(tmp_path, audio_manifest):
+    """The `small-spectral` autoencoder (smaller here), trained briefly in the magnitude domain: levels, the 6 dB
+    stereo balance and the tones' frequencies come back (its phase follows from the decoded magnitudes)."""
+    from arcaudio.eval.partials import partial_report
+
+    out = tmp_path / "ae"
+    args = ["train", "--stage", "autoencoder", "--model", "small-spectral", "--data", str(audio_manifest),
+            "--out", str(out), "--steps", "400", "--batch-size", "4", "--no-progress",
+            "--model-set", "autoencoder.channels=48", "--set", "autoencoder.crop_samples=16384",
+            "--set", "autoencoder.domain=magnitude", "--set", "autoencoder.envelope_weight=1.0",
+            "--set", "optim.lr=2e-3", "--set", "optim.warmup_steps=10",
+            "--set", "log_every=50", "--set", "checkpoint_every=1000"]
+    assert main(args) == 0
+    from arcaudio import load
+
+    model = load(out / "model.safetensors")
+    t = np.arange(44100) / 44100
+    for hz in (220, 440, 880):
+        x = torch.tensor(0.3 * np.sin(2 * np.pi * hz * t), dtype=torch.float32)
+        audio = torch.stack([x, 0.5 * x])[None, :, :43008]  # (1, 2, n) as in training; n a multiple of 2048
+        with torch.no_grad():
+            y = model.autoencoder.decode(model.autoencoder.encode(audio, sample=False))[0]
+        level_db = 10 * torch.log10(y[:, 4096:-4096].pow(2).mean(-1))  # (2,)
+        want_db = 10 * math.log10(0.3**2 / 2) + torch.tensor([0.0, 20 * math.log10(0.5)])
+        assert torch.allclose(level_db, want_db, atol=3.0), f"{hz} Hz: levels {level_db} dB, want {want_db}"
+        balance = float(level_db[0] - level_db[1])
+        assert abs(balance - 20 * math.log10(2)) < 1.5, f"{hz} Hz: left-right {balance:.1f} dB, want 6.0"
+        assert abs(partial_report(y[0].numpy(), 44100, hz, count=1)[0].error) < 0.03  # a semitone: 6 %
+
+
+def test_magnitude_domain_needs_a_peak_locked_spectral_autoencoder(audio_manifest):
+    from arcaudio.loading import build_model
+    from arcaudio.training.autoencoder_stage import AutoencoderStage
+    from arcaudio.training.distributed import DistInfo
+
+    config = TrainConfig.from_dict({"stage": "autoencoder", "data": str(audio_manifest), "batch_size": 2,
+                                    "autoencoder": {"crop_samples": 4096, "domain": "magnitude"}})
+    info = DistInfo()
+    from arcaudio.config import preset
+
+    for name, match in (("tiny", "type 'oobleck'"), ("tiny-spectral", "phase 'learned'")):
+        with pytest.raises(ValueError, match=match):
+            AutoencoderStage(build_model(preset(name)), config, info)

@@ -1,6 +1,7 @@
 """`arcaudio adherence`: prompt adherence on procedural-set captions, read back with the analytic probes.
 
     arcaudio adherence runs/flow/model.safetensors --n 100 --steps 50 --sampler euler --cfg-scale 4
+    arcaudio adherence runs/flow/model.safetensors --style short          # "a sine note", "plucked A4", ...
     arcaudio adherence runs/ae/model.safetensors --reconstruction --n 200   # the autoencoder's ceiling
 """
 
@@ -39,7 +40,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("adherence", help="probe-based prompt adherence on procedural-set captions")
     p.add_argument("model", help="preset, arcaudio checkpoint, or stable-audio-tools model")
     p.add_argument("--n", type=int, default=100, help="number of prompts (clips)")
-    p.add_argument("--style", choices=["train", "paraphrase", "heldout"], default="heldout", help="caption phrasing")
+    p.add_argument("--style", choices=["train", "paraphrase", "heldout", "short"], default="heldout",
+                   help="caption phrasing: train, paraphrase (held-out structures, training words), heldout (held-out "
+                        "structures and words), or short (1-3 attributes in training words, scored on those only)")
     p.add_argument("--steps", type=int)
     add_sampler_argument(p)
     p.add_argument("--cfg-scale", type=float)

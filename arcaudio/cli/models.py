@@ -37,7 +37,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from ..loading import load
 
     model = load(args.src, t5=False)
-    out = save_sao(model, args.out) if args.to == "sao" else save_model(model, args.out)
+    if args.base and args.to == "sao":
+        raise SystemExit("--base applies to arcaudio files only (stable-audio-tools has no shared-weights format)")
+    out = save_sao(model, args.out) if args.to == "sao" else save_model(model, args.out, base=args.base)
     print(out)
     return 0
 
@@ -52,4 +54,6 @@ def add_parser(sub) -> None:
     p.add_argument("src", help="checkpoint to read (any accepted format)")
     p.add_argument("out", help="arcaudio .safetensors file, or a folder for --to sao")
     p.add_argument("--to", choices=["arcaudio", "sao"], default="arcaudio")
+    p.add_argument("--base", help="an arcaudio file in OUT's folder: write only the tensors that differ from it "
+                                  "(e.g. a post-trained model's rectified-flow base, which differs in the DiT only)")
     p.set_defaults(func=cmd_convert)

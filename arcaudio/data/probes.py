@@ -35,8 +35,17 @@ LOUDNESS_THRESHOLD_DB = (LOUDNESS_DB["quiet"] + LOUDNESS_DB["loud"]) / 2
 PAN_THRESHOLD_DB = PAN_SIDE_DB / 2
 COLOUR_SLOPES = {"white": 0.0, "pink": -10 * math.log10(2), "brown": -20 * math.log10(2)}  # dB per octave
 ENVELOPE_THRESHOLD_DB = 6.0  # last third vs first third of the sounding span
-ONSET_THRESHOLD_DB = 10.0  # summed band-level rise that counts as a drum hit
-DRUM_HIT_FRACTION = 0.6  # share of eighth-note pulses that must land on a hit for "drums"
+ONSET_THRESHOLD_DB = 10.0  # summed band-level rise (dB, all bands) an onset needs to be a hit
+HIT_BAND_RISE_DB = 10.0  # new energy (dB) a hit brings to some band; a tone's 2-12 Hz tremolo reaches < 6 dB
+HIT_LOOKBACK_S = 0.03  # ... over the band's loudest level 11-30 ms before: 16th-note hats at 160 bpm still clear it
+HIT_SEPARATION_S = 0.03  # an onset is a hit only if it is the strongest within +-30 ms
+START_BLIND_S = 0.02  # a hit starting in the clip's first 20 ms shows no onset (nothing earlier to rise from)
+PULSE_PERIODS_S = (0.07, 1.0)  # the beat of a loop: 16ths at 200 bpm (75 ms) to quarters at 60 bpm (1 s)
+PULSE_TOLERANCE_S = 0.015  # timing slack on a beat: a few ms of jitter, ~6 ms hop rounding (swing makes 2 chains)
+PULSE_MIN_HITS = 4  # beats with a hit in a chain (a beat at the clip start included): four make a loop
+PULSE_FILL = 0.7  # (hits - 1) / beats a chain spans: an unbroken chain 1, one missed beat in four 0.75
+PULSE_HIT_SHARE = 0.8  # share of the hits' strength that must be on the beat for "drums"
+PULSE_MAX_HITS = 48  # the strongest hits looked at (bounds the cost on long clips)
 TONALITY_THRESHOLD = 0.5
 SWEEP_OCTAVES_PER_SECOND = 0.25
 INHARMONIC_THRESHOLD = 0.3
@@ -218,46 +227,127 @@ class _Analysis:
     # -------------------------------------------------------------------------------------------- time domain
 
     @cached_property
-    def onsets(self) -> tuple[np.ndarray, float]:
-        """Onset strength per ~5.8 ms hop: summed rise (dB) of band levels; (strength, hop seconds)."""
+    def band_power(self) -> tuple[np.ndarray, float]:
+        """Power per ~5.8 ms hop (23 ms Hann frames) in the bands 40-150-400-1k-2.5k-6k-12k Hz-Nyquist (empty bands
+        left out): ((frames, bands), hop seconds)."""
         size = _fft_size(0.023, self.sr)
         hop = size // 4
         power = _power_frames(self.mix, size, hop, np.hanning(size))
         freq = np.fft.rfftfreq(size, 1.0 / self.sr)
         edges = [e for e in (40, 150, 400, 1000, 2500, 6000, 12000) if e < self.sr / 2] + [self.sr / 2]
         bands = [power[:, (freq >= lo) & (freq < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])]
-        bands = np.stack([b for b in bands if b.any()] or [power.sum(axis=1)], axis=1)
-        floor = bands.max() * 1e-5 + _TINY
-        level = 10 * np.log10(bands + floor)
-        # the rise is measured against the loudest level 11-60 ms earlier, so that beating partials (amplitude
-        # modulation faster than ~17 Hz) do not read as onsets while a hit after a decay does; sound already
-        # playing when the clip starts is not an onset
-        near, far = max(1, round(0.011 * self.sr / hop)), max(2, round(0.06 * self.sr / hop))
+        return np.stack([b for b in bands if b.any()] or [power.sum(axis=1)], axis=1), hop / self.sr
+
+    def _rises(self, power: np.ndarray, lookback: float = 0.06) -> np.ndarray:
+        """Rise (dB) of each column of (frames, columns) power above its loudest level 11 ms to `lookback` s earlier,
+        less a 3 dB dead zone (level jitter, slow swells), floored at 0; levels floor 50 dB below the loudest
+        column."""
+        hop = round(self.band_power[1] * self.sr)  # samples
+        level = 10 * np.log10(power + power.max() * 1e-5 + _TINY)
+        # the rise is measured against the loudest level from 11 ms to `lookback` earlier, so that beating partials
+        # (amplitude modulation faster than ~17 Hz at 60 ms) do not read as onsets while a hit after a decay does;
+        # sound already playing when the clip starts is not an onset
+        near, far = max(1, round(0.011 * self.sr / hop)), max(2, round(lookback * self.sr / hop))
         padded = np.concatenate([np.repeat(level[:1], far, axis=0), level])
         window = np.lib.stride_tricks.sliding_window_view(padded[:-near], far - near + 1, axis=0)
-        rise = level - window.max(axis=-1) - 3.0  # 3 dB dead zone per band: level jitter and slow swells
-        return np.maximum(rise, 0.0).sum(axis=1), hop / self.sr
+        return np.maximum(level - window.max(axis=-1) - 3.0, 0.0)
 
     @cached_property
-    def tempo_fit(self) -> tuple[int, float]:
-        """(tempo class whose eighth-note pulse train best fits the onsets, share of its pulses that hit an onset)."""
+    def band_rises(self) -> np.ndarray:
+        """Rise (dB) of each band level per hop (`_rises` of `band_power`): (frames, bands)."""
+        return self._rises(self.band_power[0])
+
+    @cached_property
+    def arrival_rises(self) -> np.ndarray:
+        """Rise (dB) per hop of each band's new energy (frames, bands): the least of the band's own rise and the
+        rises of its power summed with its lower and with its upper neighbour's. Energy a pitch glide moves across
+        a band edge, or the skirt of a louder neighbour, does not raise the pair; a hit raises all three."""
+        bands = self.band_power[0]
+        rises = self._rises(bands, HIT_LOOKBACK_S)
+        if bands.shape[1] < 2:
+            return rises
+        pairs = self._rises(bands[:, :-1] + bands[:, 1:], HIT_LOOKBACK_S)  # pair k: bands k and k + 1
+        lower = np.concatenate([rises[:, :1], pairs], axis=1)  # band k with band k - 1 (band 0: itself)
+        upper = np.concatenate([pairs, rises[:, -1:]], axis=1)  # band k with band k + 1 (the top band: itself)
+        return np.minimum(rises, np.minimum(lower, upper))
+
+    @cached_property
+    def onsets(self) -> tuple[np.ndarray, float]:
+        """Onset strength per ~5.8 ms hop: the band rises (`band_rises`, dB) summed over bands; (strength, hop
+        seconds)."""
+        return self.band_rises.sum(axis=1), self.band_power[1]
+
+    @cached_property
+    def hits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Percussive hits, in time order: (times s, strengths dB). A hit is an onset of summed strength (`onsets`)
+        >= ONSET_THRESHOLD_DB, the strongest within +-HIT_SEPARATION_S, with new energy (`arrival_rises`) of
+        >= HIT_BAND_RISE_DB in some band within +-1 hop; its time is its frame's centre (within a few ms of the
+        attack). Only the PULSE_MAX_HITS strongest are kept."""
+        strength, hop = self.onsets
+        reach = max(1, round(HIT_SEPARATION_S / hop))
+        strongest = np.lib.stride_tricks.sliding_window_view(np.pad(strength, reach), 2 * reach + 1).max(axis=1)
+        arrival = np.lib.stride_tricks.sliding_window_view(np.pad(self.arrival_rises.max(axis=1), 1), 3).max(axis=1)
+        frames = np.flatnonzero((strength >= strongest) & (strength >= ONSET_THRESHOLD_DB)
+                                & (arrival >= HIT_BAND_RISE_DB))
+        if frames.size:
+            frames = frames[np.insert(np.diff(frames) > reach, 0, True)]  # a plateau of equal strengths: its first
+            frames = np.sort(frames[np.argsort(-strength[frames], kind="stable")[:PULSE_MAX_HITS]])
+        return (frames + 2) * hop, strength[frames]  # frames are 4 hops long
+
+    @cached_property
+    def pulse(self) -> tuple[float, int, float]:
+        """The steadiest beat through the hits: (period s, hits on it, their share of the hits' summed strength).
+        For a period P, hits P or 2P apart (one missed beat), within PULSE_TOLERANCE_S, are linked, and linked hits
+        chain; a hit is on the beat if its chain has PULSE_MIN_HITS hits and fills PULSE_FILL of the beats it spans
+        ((hits - 1) / beats); a chain whose beat before its first hit falls in the clip's first START_BLIND_S, where
+        no onset can show, counts that beat too. A swung or syncopated loop is several chains at the same period.
+        P is the spacing of a hit from one of its next four, within PULSE_PERIODS_S: the one with the largest share
+        on the beat, then the most hits; (0, 0, 0) without two hits. A share above 0 means some chain is long
+        enough."""
+        times, strength = self.hits
+        if times.size < 2:
+            return 0.0, 0, 0.0
+        gaps = np.abs(times[:, None] - times[None])
+        lo, hi = PULSE_PERIODS_S
+        spacing = np.concatenate([times[k:] - times[:-k] for k in range(1, min(4, times.size - 1) + 1)])
+        periods = np.unique(np.round(spacing[(spacing >= lo) & (spacing <= hi)], 3))  # 1 ms steps
+        if periods.size == 0:
+            return 0.0, 0, 0.0
+        beat = periods[:, None, None]
+        linked = (np.abs(gaps - beat) <= PULSE_TOLERANCE_S) | (np.abs(gaps - 2 * beat) <= PULSE_TOLERANCE_S)
+        chained = (linked | np.eye(times.size, dtype=bool)).astype(np.float32)
+        for _ in range(math.ceil(math.log2(times.size))):  # each squaring doubles the chain length followed
+            chained = (chained @ chained > 0).astype(np.float32)
+        members = chained > 0  # (periods, hit, hits in its chain)
+        first, last = np.where(members, times, np.inf).min(axis=2), np.where(members, times, -np.inf).max(axis=2)
+        period = periods[:, None]
+        lead_in = first - period  # the beat before a chain's first hit
+        at_start = (lead_in >= -PULSE_TOLERANCE_S) & (lead_in <= START_BLIND_S + PULSE_TOLERANCE_S)
+        size = members.sum(axis=2) + at_start
+        fill = (size - 1) / np.maximum(np.round((last - first) / period) + at_start, 1)
+        on_beat = (size >= PULSE_MIN_HITS) & (fill >= PULSE_FILL)  # (periods, hits)
+        count, share = on_beat.sum(axis=1), on_beat @ strength / strength.sum()
+        best = max(range(periods.size), key=lambda k: (share[k], count[k]))
+        return float(periods[best]), int(count[best]), float(share[best])
+
+    @cached_property
+    def tempo_class(self) -> int:
+        """The tempo class (bpm) whose eighth-note pulse train, at its best phase, has the largest mean onset strength
+        (each pulse reads the strongest onset within +-2 hops)."""
         strength, hop = self.onsets
         padded = np.pad(strength, 2)
         near = np.lib.stride_tricks.sliding_window_view(padded, 5).max(axis=1)
-        best = (TEMPOS[0], -1.0, 0.0)
+        best, best_mean = TEMPOS[0], -1.0
         for bpm in TEMPOS:
             period = 30.0 / bpm / hop
             phases = np.arange(0.0, period, 1.0)[:, None]
             index = np.round(phases + period * np.arange(int(near.size / period) + 1)[None]).astype(np.int64)
             valid = index < near.size
             values = near[np.minimum(index, near.size - 1)] * valid
-            counts = np.maximum(valid.sum(axis=1), 1)
-            means = values.sum(axis=1) / counts
-            k = int(np.argmax(means))
-            if means[k] > best[1]:
-                hits = float(((values[k] >= ONSET_THRESHOLD_DB) & valid[k]).sum() / counts[k]) if counts[k] >= 3 else 0
-                best = (bpm, float(means[k]), hits)
-        return best[0], best[2]
+            mean = float((values.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).max())
+            if mean > best_mean:
+                best, best_mean = bpm, mean
+        return best
 
     @cached_property
     def envelope_db(self) -> float:
@@ -281,7 +371,7 @@ class _Analysis:
 def _kind(a: _Analysis) -> str:
     if a.silent:
         return "noise"
-    if a.tempo_fit[1] >= DRUM_HIT_FRACTION:
+    if a.pulse[2] >= PULSE_HIT_SHARE:  # most of the hits' strength on a steady beat
         return "drums"
     if a.tonality < TONALITY_THRESHOLD:
         return "noise"
@@ -351,7 +441,7 @@ def _colour(a: _Analysis) -> str:
 
 
 def _tempo(a: _Analysis) -> int:
-    return a.tempo_fit[0]
+    return a.tempo_class
 
 
 def _direction(a: _Analysis) -> str:
@@ -378,9 +468,15 @@ _PROBES = {"kind": _kind, "pitch": _pitch, "waveform": _waveform, "quality": _qu
 
 
 def probe_kind(audio, sample_rate: float) -> str:
-    """tone, chord, noise, drums or sweep: drums when the eighth-note pulses of a tempo class land on onsets, noise
-    when the spectrum is flat, sweep when the pitch glides, chord when much of the peak power is not harmonic to the
-    lowest strong peak, else tone."""
+    """tone, chord, noise, drums or sweep: drums when percussive hits repeat at a steady beat (any period from 70 ms
+    to 1 s: quarters, eighths or sixteenths at ~60-200 bpm, some beats missing, swung or jittered by a few ms; four
+    beats at least), noise when the spectrum is flat, sweep when the pitch glides, chord when much of the peak power
+    is not harmonic to the lowest strong peak, else tone.
+
+    A hit is a sharp rise of new energy in some frequency band: a kick, snare, hat or 808 (a ~50 Hz body, once the
+    last one's tail has fallen ~12 dB) makes one; a tremolo, a pitch glide, steady noise or a tone does not. One
+    plucked note is one hit, not a loop; plucked notes or arpeggios at a steady pace are a loop (the probe reads
+    rhythm and attack, not timbre)."""
     return _kind(_Analysis(audio, sample_rate))
 
 
@@ -407,7 +503,11 @@ def probe_colour(audio, sample_rate: float) -> str:
 
 
 def probe_tempo(audio, sample_rate: float) -> int:
-    """The tempo class (bpm) whose eighth-note pulse train, at its best phase, lands on the strongest onsets."""
+    """The tempo class (bpm) whose eighth-note pulse train, at its best phase, lands on the strongest onsets.
+
+    Kicks on quarter notes hit every other eighth and read at their tempo. A loop at a tempo outside the classes
+    reads as the class whose eighths line up best with its hits, mostly a simple ratio away: 60 -> 120, 70 -> 140,
+    90 -> 120, 150 -> 100, 160 and 170 -> 80, 180 -> 120, 200 -> 100; 110 and 130 fall between (80 or 100)."""
     return _tempo(_Analysis(audio, sample_rate))
 
 

@@ -3,7 +3,8 @@
 A clip is one of five kinds (tone, chord, noise, drums, sweep) with kind-specific attributes (waveform and pitch,
 chord quality, noise colour, tempo, sweep direction) and common ones (loudness, pan, envelope). The same attributes
 are written into a natural-language caption, so a text-to-audio model trained on the clips can be scored on each
-attribute with the analytic probes of `arcaudio.data.probes`.
+attribute with the analytic probes of `arcaudio.data.probes`; `subset_caption` names only some of them ("a sine
+note", "plucked A4"), for short prompts.
 
 Clip `index` of seed `seed` depends only on the pair: it is drawn from `np.random.default_rng([seed, index])` in a
 fixed order (attributes, duration, audio, caption), so the train and held-out caption styles describe the same audio.
@@ -409,6 +410,131 @@ def caption_for(attributes: dict, rng: np.random.Generator, style: str = "train"
     if rng.random() < 0.5:
         text = text[0].upper() + text[1:]
     return text + "." if rng.random() < 0.3 else text
+
+
+# Captions that name only some attributes ("a sine note", "something on the left", "plucked A4"): short prompts
+# to evaluate on and, mixed into recaptioned training batches, to train on. Their attribute phrases are exactly the
+# training words (`synonyms("train")`); only the small grammar around them is new. A noun head is the kind word;
+# when the kind is not named the head is a tone's "{waveform} wave", "something", or nothing (the modifiers stand
+# alone), so that no kind word is said. Without the kind, a noise's colour is "with a {colour} spectrum" ("white
+# noise" would name the kind) and a chord's waveform is "in {waveform} waves" ("a sine wave" would suggest a tone).
+_PAN_ADJECTIVES = ("left-panned", "center-panned", "right-panned", "centered")  # pan words that can precede a noun
+_LINKS = {"pitch": ("at {}", "pitched at {}"), "tempo": ("at {}", "playing at {}")}  # a number after its head
+
+
+def nameable_attributes(attributes: dict) -> list[str]:
+    """The attribute names a caption of the clip can name: kind, its kind-specific ones, loudness, pan, envelope
+    (a chord's waveform and drums' "percussive" included, unlike `probed_attributes`)."""
+    kind = attributes.get("kind")
+    if kind not in KIND_ATTRIBUTES:
+        raise ValueError(f"kind must be one of {list(KIND_ATTRIBUTES)}, got {kind!r}")
+    return ["kind", *KIND_ATTRIBUTES[kind], "loudness", "pan", "envelope"]
+
+
+def _series(items: list[str], rng: np.random.Generator, listable: bool) -> str:
+    """Modifiers side by side: "quiet plucked", or when `listable` also "quiet, plucked" or "quiet and plucked"."""
+    joint = _pick(rng, (" ", ", ", " and ")) if listable and len(items) > 1 else " "
+    return " ".join(items) if joint == " " else ", ".join(items[:-1]) + joint + items[-1]
+
+
+def subset_caption(attributes: dict, names, rng: np.random.Generator) -> str:
+    """A caption naming exactly the attributes `names` of the clip (any non-empty subset of `nameable_attributes`,
+    in any order) in training words, and no other attribute: "a sine note", "something on the left", "plucked A4",
+    "a quiet minor chord". Adjectives (loudness, envelope, direction, a "-panned" pan; then mostly nearer the head
+    waveform, colour, quality) go before the head, or after "something"; pitch and tempo stand bare next to the
+    head ("440 Hz sine tone", "plucked A4") or follow it ("at A4"); pan mostly trails ("on the left"), sometimes
+    leads ("on the left: ..."). The caption depends on the set of names, not their order, and on `rng`."""
+    _check_attributes(attributes)
+    nameable = nameable_attributes(attributes)
+    wanted = set(names)
+    if not wanted or not wanted <= set(nameable):
+        raise ValueError(f"names must be a non-empty subset of {nameable} for a {attributes['kind']} clip, "
+                         f"got {list(names)!r}")
+    words = synonyms("train")
+    kind = attributes["kind"]
+
+    def say(name: str) -> str:
+        return _pick(rng, words[name][attributes[name]])
+
+    spoken = [name for name in nameable if name in wanted and name != "kind"]
+    if "kind" in wanted:
+        head = say("kind")
+    elif "waveform" in wanted and kind == "tone" and rng.random() < 0.5:
+        head = say("waveform") + " wave"
+        spoken.remove("waveform")
+    else:
+        head = _pick(rng, ("something", ""))
+    described, classified, numbers, after = [], [], [], []  # adjectives of manner and of class, bare numbers
+    trailing_pan = None
+    for name in spoken:
+        phrase = say(name)
+        if name in _LINKS:
+            if head != "something" and rng.random() < 0.5:
+                numbers.append(phrase)
+            else:
+                after.append(_pick(rng, _LINKS[name]).format(phrase))
+        elif name == "pan" and (phrase not in _PAN_ADJECTIVES or rng.random() < 0.5):
+            trailing_pan = phrase
+            after.append(phrase)
+        elif name == "colour" and "kind" not in wanted:
+            after.append(f"with a {phrase} spectrum")
+        elif name == "waveform" and kind == "chord" and "kind" not in wanted:
+            after.append(f"in {phrase} waves")
+        else:
+            (described if name in ("loudness", "envelope", "direction", "pan") else classified).append(phrase)
+    before = [*described, *classified]
+    order = (np.concatenate([rng.permutation(len(described)), len(described) + rng.permutation(len(classified))])
+             if rng.random() < 0.7 else rng.permutation(len(before)))
+    before = [before[i] for i in order]  # mostly "quiet plucked sine", sometimes "sine quiet plucked"
+    listable = not classified
+    if head == "something":
+        text = " ".join(["something", _series(before, rng, listable)]).strip()
+    elif head:
+        text = " ".join([*before, *numbers, head])
+        text = "a " + text if rng.random() < 0.5 else text
+    else:
+        text = " ".join(part for part in (_series(before, rng, listable), *numbers) if part)
+    after = [after[i] for i in rng.permutation(len(after))]
+    leading = None
+    if text not in ("", "something") and trailing_pan is not None and rng.random() < 0.2:
+        leading = trailing_pan
+        after.remove(leading)
+    joint = _pick(rng, (" ", " ", ", "))
+    for phrase in after:
+        text = text + joint + phrase if text else phrase
+    if leading is not None:
+        text = f"{leading}: {text}"
+    text = _ARTICLE.sub(r"\1n ", text)
+    if rng.random() < 0.5:
+        text = text[0].upper() + text[1:]
+    return text + "." if rng.random() < 0.3 else text
+
+
+def short_prompt(attributes: dict, rng: np.random.Generator, most: int = 3) -> tuple[str, list[str]]:
+    """An evaluation prompt naming 1 to `most` (uniformly many) of the clip's probed attributes, chosen uniformly
+    (so a chord's waveform and drums' envelope, which are not probed, are never named): (caption, names in
+    `probed_attributes` order)."""
+    if int(most) != most or most < 1:
+        raise ValueError(f"most must be a positive integer, got {most!r}")
+    probed = probed_attributes(attributes)
+    count = int(rng.integers(1, min(int(most), len(probed)) + 1))
+    chosen = set(rng.choice(len(probed), size=count, replace=False).tolist())
+    names = [name for i, name in enumerate(probed) if i in chosen]
+    return subset_caption(attributes, names, rng), names
+
+
+def training_caption(attributes: dict, rng: np.random.Generator, short_share: float = 0.0) -> str:
+    """A training caption: with probability `short_share` a `subset_caption` naming k of the clip's nameable
+    attributes (k uniform over 1..all of them, the names drawn uniformly), else `caption_for(..., "train")`.
+    `short_share` 0 draws nothing more from `rng` than `caption_for` does, so it gives the same captions."""
+    if not 0 <= short_share <= 1:
+        raise ValueError(f"short_share must be in [0, 1], got {short_share!r}")
+    if short_share > 0 and rng.random() < short_share:
+        nameable = nameable_attributes(attributes)
+        count = int(rng.integers(1, len(nameable) + 1))
+        chosen = set(rng.choice(len(nameable), size=count, replace=False).tolist())
+        return subset_caption(attributes, [name for i, name in enumerate(nameable) if i in chosen], rng)
+    return caption_for(attributes, rng, "train")
 
 
 # ------------------------------------------------------------------------------------------------------ dataset

@@ -1,5 +1,5 @@
-"""Prompt adherence without a downloaded classifier: generate from procedural-set captions, read every attribute
-back from the audio with the analytic probes, and report accuracy per attribute next to chance."""
+"""Prompt adherence without a downloaded classifier: generate from procedural-set captions, read every attribute a
+prompt names back from the audio with the analytic probes, and report accuracy per attribute next to chance."""
 
 from __future__ import annotations
 
@@ -10,29 +10,64 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..data.probes import score
-from ..data.synth import DEFAULT_MAX_SECONDS, allowed_values, caption_for, sample_attributes
+from ..data.probes import probe_all, score
+from ..data.synth import (
+    CAPTION_STYLES,
+    DEFAULT_MAX_SECONDS,
+    allowed_values,
+    caption_for,
+    probed_attributes,
+    sample_attributes,
+    short_prompt,
+)
 from ..generation import generate
 from ..models.text_to_audio import TextToAudioModel
+
+# the caption styles of the procedural set, and "short": 1-3 of a clip's probed attributes in training words
+# (`synth.short_prompt`), scored on those alone. Not a dataset style: a stored caption names every attribute.
+PROMPT_STYLES = (*CAPTION_STYLES, "short")
 
 
 @dataclass
 class AdherencePrompt:
     caption: str
-    attributes: dict
+    attributes: dict  # every attribute of the clip the prompt was drawn for
     seconds: float
+    names: list[str] | None = None  # the attributes the caption names and is scored on; None: all probed ones
+
+    def __post_init__(self):
+        probed = probed_attributes(self.attributes)
+        if self.names is None:
+            self.names = probed
+        elif not self.names or not set(self.names) <= set(probed):
+            raise ValueError(f"names must be a non-empty subset of the probed attributes {probed}, "
+                             f"got {self.names!r}")
 
 
 def adherence_prompts(n: int, seed: int = 1234, style: str = "heldout",
                       seconds: float = DEFAULT_MAX_SECONDS) -> list[AdherencePrompt]:
     """n captions with known attributes, drawn like the procedural set (prompt i depends only on (seed, i)).
-    `style="heldout"` phrases them with templates and synonyms never used for training data."""
+    `style="heldout"` phrases them with templates and synonyms never used for training data; `style="short"`
+    names 1-3 probed attributes of each clip, and the prompt is scored on those alone."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"style must be one of {list(PROMPT_STYLES)}, got {style!r}")
     prompts = []
     for i in range(n):
         rng = np.random.default_rng([seed, i, 77])
         attributes = sample_attributes(rng)
-        prompts.append(AdherencePrompt(caption_for(attributes, rng, style=style), attributes, seconds))
+        if style == "short":
+            caption, names = short_prompt(attributes, rng)
+            prompts.append(AdherencePrompt(caption, attributes, seconds, names))
+        else:
+            prompts.append(AdherencePrompt(caption_for(attributes, rng, style=style), attributes, seconds))
     return prompts
+
+
+def score_prompt(audio, sample_rate: float, prompt: AdherencePrompt) -> dict[str, bool]:
+    """For each attribute the prompt names, whether the probe reads the prompt's class from `audio` (with every
+    probed attribute named, the same as `probes.score`)."""
+    found = probe_all(audio, sample_rate, prompt.names)
+    return {name: found[name] == prompt.attributes[name] for name in prompt.names}
 
 
 @dataclass
@@ -79,7 +114,7 @@ def evaluate_adherence(model: TextToAudioModel, prompts: list[AdherencePrompt], 
                        sampler: str | None = None, cfg_scale: float | None = None, seed: int = 0,
                        batch_size: int = 16) -> AdherenceReport:
     """Generate one clip per prompt (batches of `batch_size`, seed + index of the batch's first prompt) and probe
-    each for every attribute its prompt names."""
+    each for the attributes its prompt names (`prompt.names`) and no others."""
     if len({p.seconds for p in prompts}) > 1:
         raise ValueError("evaluate_adherence generates every prompt at one length; got several `seconds` values")
     scored = []
@@ -89,7 +124,7 @@ def evaluate_adherence(model: TextToAudioModel, prompts: list[AdherencePrompt], 
         clips = generate(model, [p.caption for p in chunk], seconds=chunk[0].seconds, steps=steps, sampler=sampler,
                          cfg_scale=cfg_scale, seed=seed + start)
         for prompt, clip in zip(chunk, clips):
-            scored.append((prompt.attributes, score(clip.cpu().numpy(), model.config.sample_rate, prompt.attributes)))
+            scored.append((prompt.attributes, score_prompt(clip.cpu().numpy(), model.config.sample_rate, prompt)))
     return _report(scored, time.perf_counter() - t0)
 
 

@@ -5,6 +5,10 @@ For `n_prompts` held-out (or train-style) captions, `per_prompt` clips each (dif
 the given sampler; every clip is probed against its prompt; the Frechet distance compares all generated clips
 with `n_reference` real procedural clips (drawn like the training set, from their own seed); the diversity is the
 mean pairwise cosine distance among one prompt's clips, on embeddings z-scored with the real clips' statistics.
+
+Each figure comes with its sampling noise (`QualityReport.noise`): the standard deviation of the figure over
+bootstrap resamples of the prompts (each resample draws n_prompts prompts with replacement, with all their clips),
+so two rows differ beyond noise when their gap is a few of these apart.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..data.probes import score
 from ..data.synth import make_clip
 from ..generation import DEFAULTS, generate
 from ..models.text_to_audio import TextToAudioModel
-from .adherence import AdherenceReport, _report, adherence_prompts
+from .adherence import AdherenceReport, _report, adherence_prompts, score_prompt
 from .distribution import conditional_diversity, frechet_distance, standardiser
 from .embedding import embed_clips
 
@@ -35,12 +38,14 @@ class QualityReport:
     diversity: float
     seconds_per_clip: float  # wall time of generate() (conditioning, sampling, decoding) per clip
     clips: int
+    noise: dict[str, float] | None = None  # figure -> bootstrap standard deviation over prompts (module docstring)
 
     def row(self) -> dict[str, object]:
         return {"model": self.name, "sampler": self.sampler, "steps": self.steps, "cfg": self.cfg_scale,
                 "adherence": round(self.adherence.mean_accuracy, 3), "chance": round(self.adherence.mean_chance, 3),
                 "fd_stats": round(self.frechet, 2), "diversity": round(self.diversity, 3),
                 "s_per_clip": round(self.seconds_per_clip, 3), "clips": self.clips,
+                "noise": {k: round(v, 3) for k, v in (self.noise or {}).items()},
                 "per_attribute": {k: round(v, 3) for k, v in self.adherence.accuracy.items()}}
 
     def to_dict(self) -> dict[str, object]:
@@ -81,7 +86,7 @@ def evaluate_quality(model: TextToAudioModel, name: str = "model", n_prompts: in
                          sampler=sampler, cfg_scale=cfg_scale, seed=seed + i)
         clips = [c.float().cpu().numpy() for c in clips]
         elapsed += time.perf_counter() - t0
-        scored += [(prompt.attributes, score(c, config.sample_rate, prompt.attributes)) for c in clips]
+        scored += [(prompt.attributes, score_prompt(c, config.sample_rate, prompt)) for c in clips]
         embeddings.append(embed_clips(clips, config.sample_rate))
     z = standardiser(reference)
     generated = np.concatenate(embeddings)
@@ -91,4 +96,22 @@ def evaluate_quality(model: TextToAudioModel, name: str = "model", n_prompts: in
                          cfg_scale=default_cfg if cfg_scale is None else cfg_scale,
                          adherence=_report(scored, elapsed), frechet=frechet_distance(z(generated), z(reference)),
                          diversity=conditional_diversity([z(e) for e in embeddings]), seconds_per_clip=elapsed / n,
-                         clips=n)
+                         clips=n, noise=bootstrap_noise(scored, [z(e) for e in embeddings], z(reference),
+                                                        per_prompt, seed=seed))
+
+
+def bootstrap_noise(scored: list[tuple[dict, dict[str, bool]]], groups: list[np.ndarray], reference: np.ndarray,
+                    per_prompt: int, resamples: int = 200, seed: int = 0) -> dict[str, float]:
+    """Standard deviations of the mean adherence, the Frechet distance and the diversity over `resamples` bootstrap
+    draws of the prompts (with replacement; a prompt brings all its `per_prompt` clips). `scored` holds the clips
+    in prompt order; `groups` one standardised embedding array (per_prompt, D) per prompt."""
+    rng = np.random.default_rng(seed)
+    n = len(groups)
+    figures: dict[str, list[float]] = {"adherence": [], "fd_stats": [], "diversity": []}
+    for _ in range(resamples):
+        pick = rng.integers(0, n, n)
+        chosen = [scored[i * per_prompt + j] for i in pick for j in range(per_prompt)]
+        figures["adherence"].append(_report(chosen, 0.0).mean_accuracy)
+        figures["fd_stats"].append(frechet_distance(np.concatenate([groups[i] for i in pick]), reference))
+        figures["diversity"].append(conditional_diversity([groups[i] for i in pick]))
+    return {k: float(np.std(v, ddof=1)) for k, v in figures.items()}

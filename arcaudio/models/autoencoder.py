@@ -144,6 +144,11 @@ def vae_kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return (mean * mean + var - var.log() - 1).sum(1).mean()
 
 
+def _dtype(module: nn.Module) -> torch.dtype:
+    """The dtype a module computes in: its parameters', float32 for a module with none (the partials codec)."""
+    return next((p.dtype for p in module.parameters()), torch.float32)
+
+
 class AudioAutoencoder(nn.Module):
     """Encoder + VAE bottleneck + decoder: Oobleck's, or the spectral ones (`config.type`).
 
@@ -158,6 +163,11 @@ class AudioAutoencoder(nn.Module):
             from .spectral_autoencoder import SpectralDecoder, SpectralEncoder
 
             self.encoder, self.decoder = SpectralEncoder(config), SpectralDecoder(config)
+        elif config.type == "partials":
+            from .partials_autoencoder import PartialsDecoder, PartialsEncoder
+
+            self.encoder = PartialsEncoder(config, config.sample_rate)
+            self.decoder = PartialsDecoder(config, config.sample_rate)
         else:
             self.encoder, self.decoder = OobleckEncoder(config), OobleckDecoder(config)
 
@@ -172,8 +182,7 @@ class AudioAutoencoder(nn.Module):
         if audio.shape[-1] % self.downsampling_ratio:
             raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the downsampling ratio "
                              f"{self.downsampling_ratio}; pad or crop it first")
-        dtype = next(self.encoder.parameters()).dtype
-        return vae_moments(self.encoder(audio.to(dtype)))
+        return vae_moments(self.encoder(audio.to(_dtype(self.encoder))))
 
     def encode(self, audio: torch.Tensor, sample: bool = True,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -198,8 +207,7 @@ class AudioAutoencoder(nn.Module):
         if chunk_frames is not None and (chunk_frames < 1 or overlap_frames < 0):
             raise ValueError(f"chunk_frames must be >= 1 and overlap_frames >= 0, got {chunk_frames}, "
                              f"{overlap_frames}")
-        dtype = next(self.decoder.parameters()).dtype
-        latents = (latents * self.config.latent_scale).to(dtype)
+        latents = (latents * self.config.latent_scale).to(_dtype(self.decoder))
         frames = latents.shape[-1]
         if chunk_frames is None or chunk_frames >= frames:
             return self.decoder(latents)

@@ -31,10 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AutoencoderConfig
+from .spectral_phase import peak_locked_phase
 
 LOG_MAG_FLOOR = 1e-4  # added to |STFT| before the log in the encoder
 LOG_MAG_CENTRE, LOG_MAG_SPREAD = -5.0, 4.0  # encoder input = (log |S| - centre) / spread; decoder output offset
 LOG_MAG_MAX = 8.0  # the decoder's log-magnitudes are clamped here (|S| <= e^8): no overflow early in training
+LOG_MAG_MIN = -30.0  # ... and here (|S| >= 1e-13, silence): below, gradients ~ |S| turn denormal and crawl
 
 
 class FrameResBlock(nn.Module):
@@ -62,23 +64,29 @@ class SpectralEncoder(nn.Module):
         self.config = config
         bins = config.n_fft // 2 + 1
         widths = _widths(config)
-        layers: list[nn.Module] = [nn.Conv1d(config.io_channels * bins, widths[0], 3, padding=1)]
+        layers: list[nn.Module] = [nn.Conv1d(config.io_channels * bins, widths[0], config.in_kernel,
+                                             padding=config.in_kernel // 2)]
         for i, stride in enumerate(config.strides):
             out = widths[min(i + 1, len(widths) - 1)]
             layers += [FrameResBlock(widths[i]), nn.Conv1d(widths[i], out, 2 * stride, stride, stride // 2)]
         layers += [FrameResBlock(widths[-1]), nn.GELU(), nn.Conv1d(widths[-1], 2 * config.latent_dim, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
-    def log_magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
-        """audio (B, C, L) -> normalised log |STFT| (B, C * bins, L / hop), in float32."""
+    def magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (B, C, L) -> |STFT| (B, C, bins, L / hop), float32: the frames the decoder reproduces."""
         c = self.config
         b, channels, length = audio.shape
         window = torch.hann_window(c.n_fft, device=audio.device)
         spec = torch.stft(audio.float().reshape(b * channels, length), c.n_fft, c.hop_length, window=window,
                           return_complex=True)  # (B * C, bins, L / hop + 1)
         spec = spec[..., : length // c.hop_length]  # centred frames; the last one only sees the padding
-        logmag = (torch.log(spec.abs() + LOG_MAG_FLOOR) - LOG_MAG_CENTRE) / LOG_MAG_SPREAD
-        return logmag.reshape(b, channels * spec.shape[1], spec.shape[2])
+        return spec.abs().reshape(b, channels, spec.shape[1], spec.shape[2])
+
+    def log_magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (B, C, L) -> normalised log |STFT| (B, C * bins, L / hop), in float32."""
+        magnitude = self.magnitudes(audio)  # (B, C, bins, F)
+        logmag = (torch.log(magnitude + LOG_MAG_FLOOR) - LOG_MAG_CENTRE) / LOG_MAG_SPREAD
+        return logmag.flatten(1, 2)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = self.log_magnitudes(audio)  # (B, C * bins, F)
@@ -98,17 +106,36 @@ class SpectralDecoder(nn.Module):
             stride, width_in = config.strides[i], widths[min(i + 1, len(widths) - 1)]
             layers += [FrameResBlock(width_in), nn.ConvTranspose1d(width_in, widths[i], 2 * stride, stride,
                                                                    stride // 2)]
+        self.parts = 2 if config.phase == "learned" else 1  # log-magnitude (| phase deviation) per bin
         layers += [FrameResBlock(widths[0]), FrameResBlock(widths[0]), nn.GELU(),
-                   nn.Conv1d(widths[0], config.io_channels * 2 * self.bins, 1)]
+                   nn.Conv1d(widths[0], config.io_channels * self.parts * self.bins, 1)]
         self.layers = nn.Sequential(*layers)
+
+    def _heads(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, latent_dim, T) -> (B * C, parts, bins, F) float32: log-magnitude (| phase deviation)."""
+        h = self.layers(latents).float()  # (B, C * parts * bins, F)
+        return h.reshape(h.shape[0] * self.config.io_channels, self.parts, self.bins, h.shape[-1])
+
+    def _magnitude(self, head: torch.Tensor) -> torch.Tensor:
+        """The head's log-magnitude channel -> |S|. A peak-locked decoder's head works in the encoder's normalised
+        units (log |S| = centre + spread * head), so that a loud partial (log |S| ~ 6 at n_fft 4096) is ~3 units
+        from the floor, not ~11: at Adam's ~lr per step, the learned decoder's peaks otherwise grow for ~20k steps."""
+        scale = LOG_MAG_SPREAD if self.config.phase == "peak-locked" else 1.0
+        return torch.exp((scale * head + LOG_MAG_CENTRE).clamp(LOG_MAG_MIN, LOG_MAG_MAX))
+
+    def magnitudes(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, latent_dim, T) -> the decoded |STFT| (B, C, bins, T * prod(strides)), float32 (what a
+        peak-locked decoder is trained on: its phase follows from these)."""
+        magnitude = self._magnitude(self._heads(latents)[:, 0])  # (B * C, bins, F)
+        return magnitude.reshape(latents.shape[0], self.config.io_channels, self.bins, magnitude.shape[-1])
 
     def spectrogram(self, latents: torch.Tensor) -> torch.Tensor:
         """latents (B, latent_dim, T) -> complex STFT (B * C, bins, T * prod(strides)), float32."""
         c = self.config
-        h = self.layers(latents).float()  # (B, C * 2 * bins, F)
-        b, frames = h.shape[0], h.shape[-1]
-        h = h.reshape(b * c.io_channels, 2, self.bins, frames)
-        magnitude = torch.exp((h[:, 0] + LOG_MAG_CENTRE).clamp(max=LOG_MAG_MAX))  # (B * C, bins, F)
+        h = self._heads(latents)  # (B * C, parts, bins, F)
+        magnitude = self._magnitude(h[:, 0])  # (B * C, bins, F)
+        if c.phase == "peak-locked":
+            return torch.polar(magnitude, peak_locked_phase(magnitude, c.n_fft, c.hop_length))
         advance = 2 * math.pi * c.hop_length / c.n_fft * torch.arange(self.bins, device=h.device)  # rad per hop
         phase = torch.cumsum(advance[:, None] + math.pi * torch.tanh(h[:, 1]), dim=-1)  # (B * C, bins, F)
         return torch.polar(magnitude, phase)

@@ -35,7 +35,7 @@ from .arc_losses import (
 from .config import TrainConfig
 from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
-from .flow_stage import batch_latents
+from .flow_stage import batch_latents, recaptioned
 from .optim import build_optimizer, build_scheduler
 
 
@@ -107,6 +107,8 @@ class ARCStage:
     def train_step(self, batch: dict[str, Any], step: int, generator: torch.Generator) -> dict[str, float]:
         """Even steps update G, odd steps D. Returns the latest metrics of both players (NaN before D's first
         step), always with the same keys, so logs at any step and averages across processes line up."""
+        if self.config.arc.recaption:
+            batch = {**batch, "caption": recaptioned(batch, generator, self.config.arc.short_caption_share)}
         if step % 2 == 0:
             self.metrics.update(self._generator_step(batch, generator))
         else:

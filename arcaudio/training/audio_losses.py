@@ -13,6 +13,14 @@ def stft_magnitude(x: torch.Tensor, n_fft: int) -> torch.Tensor:
     return spec.abs()
 
 
+def spectral_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Spectral convergence + L1 of log magnitudes between two magnitude spectrograms of one resolution, any
+    matching shapes (... bins, frames) (Yamamoto et al. 2020)."""
+    pred, target = pred.float(), target.float()
+    convergence = torch.linalg.norm(target - pred) / torch.linalg.norm(target).clamp_min(eps)
+    return convergence + F.l1_loss(torch.log(pred + eps), torch.log(target + eps))
+
+
 def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: list[int],
                                eps: float = 1e-5) -> torch.Tensor:
     """Mean over FFT sizes of spectral convergence + L1 of log magnitudes (Yamamoto et al. 2020), each channel
@@ -20,10 +28,7 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes: 
     p, t = pred.float().flatten(0, 1), target.float().flatten(0, 1)  # (B * C, L)
     total = p.new_zeros(())
     for n_fft in sizes:
-        mp, mt = stft_magnitude(p, n_fft), stft_magnitude(t, n_fft)
-        convergence = torch.linalg.norm(mt - mp) / torch.linalg.norm(mt).clamp_min(eps)
-        log_mag = F.l1_loss(torch.log(mp + eps), torch.log(mt + eps))
-        total = total + convergence + log_mag
+        total = total + spectral_loss(stft_magnitude(p, n_fft), stft_magnitude(t, n_fft), eps)
     return total / len(sizes)
 
 
@@ -31,6 +36,12 @@ def frame_energy(x: torch.Tensor, hop: int) -> torch.Tensor:
     """Mean square of non-overlapping frames of `hop` samples (a trailing partial frame is dropped).
     x (B, C, L) -> (B, C, L // hop)."""
     return x.unfold(-1, hop, hop).pow(2).mean(-1)
+
+
+def log_energy_l1(pred: torch.Tensor, target: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
+    """L1 between log frame energies (B, C, frames), floored at `floor` times each item's loudest target frame."""
+    eps = floor * target.amax(dim=(1, 2), keepdim=True).clamp_min(1e-10)
+    return (torch.log(pred + eps) - torch.log(target + eps)).abs().mean()
 
 
 def log_envelope_loss(pred: torch.Tensor, target: torch.Tensor, hops: list[int],
@@ -43,7 +54,5 @@ def log_envelope_loss(pred: torch.Tensor, target: torch.Tensor, hops: list[int],
     """
     total = pred.new_zeros((), dtype=torch.float32)
     for hop in hops:
-        ep, et = frame_energy(pred.float(), hop), frame_energy(target.float(), hop)  # (B, C, frames)
-        eps = floor * et.amax(dim=(1, 2), keepdim=True).clamp_min(1e-10)
-        total = total + (torch.log(ep + eps) - torch.log(et + eps)).abs().mean()
+        total = total + log_energy_l1(frame_energy(pred.float(), hop), frame_energy(target.float(), hop), floor)
     return total / len(hops)

@@ -25,7 +25,7 @@ from ..models.audio_discriminator import (
 )
 from ..models.autoencoder import AudioAutoencoder, vae_kl
 from ..models.text_to_audio import TextToAudioModel
-from .audio_losses import log_envelope_loss, multi_resolution_stft_loss
+from .audio_losses import log_energy_l1, log_envelope_loss, multi_resolution_stft_loss, spectral_loss
 from .autoencoder_init import data_dependent_init
 from .config import TrainConfig
 from .distributed import DistInfo, wrap_ddp
@@ -34,15 +34,17 @@ from .optim import build_optimizer, build_scheduler
 
 
 class AutoencoderObjective(nn.Module):
-    """audio (B, C, L), noise (B, latent_dim, L / ratio) -> reconstruction (B, C, L), KL, posterior means."""
+    """audio (B, C, L), noise (B, latent_dim, L / ratio) -> reconstruction, KL, posterior means. The
+    reconstruction is the audio (B, C, L), or in the "magnitude" domain the decoded |STFT| (B, C, bins, frames)."""
 
-    def __init__(self, autoencoder: AudioAutoencoder):
+    def __init__(self, autoencoder: AudioAutoencoder, domain: str = "waveform"):
         super().__init__()
-        self.autoencoder = autoencoder
+        self.autoencoder, self.domain = autoencoder, domain
 
     def forward(self, audio: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean, std = self.autoencoder.encode_moments(audio)
-        recon = self.autoencoder.decoder(mean + std * noise)
+        z = mean + std * noise
+        recon = self.autoencoder.decoder.magnitudes(z) if self.domain == "magnitude" else self.autoencoder.decoder(z)
         return recon, vae_kl(mean, std), mean.detach()
 
 
@@ -64,10 +66,20 @@ class AutoencoderStage:
                                        or min(ac.envelope_hops) < 1):
             raise ValueError(f"autoencoder.envelope_hops {ac.envelope_hops} must be frame sizes in "
                              f"[1, crop_samples={ac.crop_samples}]")
+        if ac.domain == "magnitude":
+            ae_config = model.config.autoencoder
+            if ae_config.type != "spectral" or ae_config.phase != "peak-locked":
+                raise ValueError("autoencoder.domain=magnitude trains decoders whose phase follows from their "
+                                 "magnitudes (autoencoder type 'spectral', phase 'peak-locked'); this one is "
+                                 f"type {ae_config.type!r}" + (f", phase {ae_config.phase!r}"
+                                                               if ae_config.type == "spectral" else ""))
+            if ac.adversarial_weight > 0:
+                raise ValueError("autoencoder.domain=magnitude has no waveform for the discriminator; set "
+                                 "autoencoder.adversarial_weight=0 or autoencoder.domain=waveform")
         model.to(info.device)
         model.requires_grad_(False)
         ae = model.autoencoder.requires_grad_(True).train()
-        self.objective = wrap_ddp(AutoencoderObjective(ae), info)
+        self.objective = wrap_ddp(AutoencoderObjective(ae, ac.domain), info)
         self.optimizer = build_optimizer(ae.parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim)
         self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
@@ -94,11 +106,17 @@ class AutoencoderStage:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             recon, kl, mean = self.objective(audio, noise)
         recon = recon.float()
-        l1 = F.l1_loss(recon, audio)
-        stft = multi_resolution_stft_loss(recon, audio, ac.stft_sizes, eps=ac.stft_log_eps)
+        if ac.domain == "magnitude":
+            target = self.model.autoencoder.encoder.magnitudes(audio)  # (B, C, bins, F)
+            l1 = recon.new_zeros(())
+            stft = spectral_loss(recon, target, eps=ac.stft_log_eps)
+        else:
+            l1 = F.l1_loss(recon, audio)
+            stft = multi_resolution_stft_loss(recon, audio, ac.stft_sizes, eps=ac.stft_log_eps)
         loss = ac.l1_weight * l1 + ac.stft_weight * stft + ac.kl_weight * kl
         if ac.envelope_weight > 0:
-            envelope = log_envelope_loss(recon, audio, ac.envelope_hops)
+            envelope = (log_energy_l1(recon.pow(2).sum(2), target.pow(2).sum(2)) if ac.domain == "magnitude"
+                        else log_envelope_loss(recon, audio, ac.envelope_hops))  # frame energies (B, C, F)
             loss = loss + ac.envelope_weight * envelope
             metrics["envelope"] = float(envelope.detach())
         if adversarial:

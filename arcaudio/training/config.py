@@ -32,6 +32,10 @@ class FlowTrainConfig:
     # procedural-set items (with `attributes` metadata): a fresh training-style caption at every step instead of
     # the stored one, so the text encoder sees every phrasing of every clip and learns the words, not the strings
     recaption: bool = False
+    # with recaption: the share of those captions that name only a random subset of the clip's attributes (1 to all,
+    # varied order: "a sine note", "something on the left", "plucked A4"; synth.training_caption), so that short
+    # prompts work; 0 keeps the full captions and draws exactly what it did before the field existed
+    short_caption_share: float = 0.0
     text_encoder_lr_scale: float = 1.0  # its learning rate = optim.lr * this
 
 
@@ -40,6 +44,11 @@ class AutoencoderTrainConfig:
     """Oobleck VAE training on random crops: multi-resolution STFT + L1 + KL, optional adversarial term."""
 
     crop_samples: int = 32768  # training crop length, a multiple of the downsampling ratio
+    # "waveform": losses on the decoded audio. "magnitude" (spectral autoencoders with peak-locked phase only): the
+    # decoder's magnitudes against the input's STFT at the same resolution, and the envelope from their frame
+    # energies; the phase, which follows from the magnitudes, is never computed in training (many times faster).
+    # l1_weight, stft_sizes and envelope_hops do not apply there
+    domain: Literal["waveform", "magnitude"] = "waveform"
     stft_weight: float = 1.0
     stft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64, 32])
     stft_log_eps: float = 1e-3  # floor of the log magnitudes: keeps near-silent bins from dominating the loss
@@ -81,6 +90,10 @@ class ARCTrainConfig:
     r2_weight: float = 0.0
     penalty_sigma: float = 0.05
     cfg_dropout: float = 0.0  # prompt dropout on generator steps (the reference keeps its 0.1; no CFG is used)
+    # as flow.recaption / flow.short_caption_share: fresh training captions for procedural-set items at every step,
+    # this share of them naming a subset of the attributes (so that post-training keeps short prompts working)
+    recaption: bool = False
+    short_caption_share: float = 0.0
     generator_lr: float = 3e-5
     discriminator_lr: float = 3e-5
     discriminator_grad_clip: float = 1.0
@@ -130,6 +143,13 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"arc.depth_fraction must be in (0, 1], got {self.arc.depth_fraction}")
         if not 0 <= self.flow.cfg_dropout <= 1:
             raise ValueError(f"flow.cfg_dropout must be in [0, 1], got {self.flow.cfg_dropout}")
+        for stage in ("flow", "arc"):
+            share = getattr(self, stage).short_caption_share
+            if not 0 <= share <= 1:
+                raise ValueError(f"{stage}.short_caption_share must be in [0, 1], got {share}")
+            if share > 0 and not getattr(self, stage).recaption:
+                raise ValueError(f"{stage}.short_caption_share ({share}) acts only on recaptioned batches; set "
+                                 f"{stage}.recaption=true as well")
         return self
 
 

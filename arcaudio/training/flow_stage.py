@@ -46,12 +46,13 @@ def batch_latents(model: TextToAudioModel, batch: dict[str, Any], device: torch.
         return model.autoencoder.encode(batch["audio"].to(device), sample=True, generator=generator)
 
 
-def recaptioned(batch: dict[str, Any], generator: torch.Generator) -> list[str]:
+def recaptioned(batch: dict[str, Any], generator: torch.Generator, short_share: float = 0.0) -> list[str]:
     """A freshly drawn training-style caption for every item of a procedural-set batch (see data/synth.py), from
-    its `attributes`; the draw comes from the step's generator, so a resumed run draws the same captions."""
+    its `attributes`, naming a random subset of them with probability `short_share` (`synth.training_caption`);
+    the draw comes from the step's generator, so a resumed run draws the same captions."""
     import numpy as np
 
-    from ..data.synth import caption_for
+    from ..data.synth import training_caption
 
     attributes = batch.get("attributes")
     if attributes is None or any(a is None for a in attributes):
@@ -59,7 +60,7 @@ def recaptioned(batch: dict[str, Any], generator: torch.Generator) -> list[str]:
                          "manifests, encoded with arcaudio encode); this batch has none")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     rng = np.random.default_rng(seed)
-    return [caption_for(a, rng, "train") for a in attributes]
+    return [training_caption(a, rng, short_share) for a in attributes]
 
 
 class FlowStage:
@@ -95,7 +96,7 @@ class FlowStage:
         t = sample_t(fc.time_sampler, b, generator, shift=fc.time_shift).to(device)
         noise = torch.randn(x0.shape, generator=generator).to(device)
         drop = (torch.rand(b, generator=generator) < fc.cfg_dropout).to(device)
-        captions = recaptioned(batch, generator) if fc.recaption else batch["caption"]
+        captions = recaptioned(batch, generator, fc.short_caption_share) if fc.recaption else batch["caption"]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
             loss = self.objective(x0, captions, batch["seconds_total"], t, noise, drop)
         loss.backward()
