@@ -2,7 +2,7 @@
 
 Accepted sources:
 - `default`: the built-in trained model shipped in the package (arcaudio/weights/, see its MODEL_CARD.md), and
-  `default-rf`, the rectified-flow model it was post-trained from (its DiT only; the rest is default's);
+  `default-rf`, the rectified-flow model it was post-trained from (its DiT only; the rest is default's), when installed;
 - a preset name (`sao-small`, `tiny`): random weights;
 - an arcaudio `.safetensors` file (config in its metadata);
 - a stable-audio-tools folder with `model_config.json` and `model.safetensors` or `model.ckpt`, or such a weights
@@ -39,8 +39,9 @@ DEFAULT_WEIGHTS = BUILTIN_MODELS[DEFAULT_MODEL]
 
 
 def model_names() -> list[str]:
-    """Every name `load` accepts besides paths: the built-in trained models, then the presets (random weights)."""
-    return [*BUILTIN_MODELS, *sorted(PRESETS)]
+    """Every name `load` accepts besides paths: the built-in trained models whose weights are installed, then the
+    presets (random weights)."""
+    return [*(name for name, path in BUILTIN_MODELS.items() if path.is_file()), *sorted(PRESETS)]
 
 
 @dataclass

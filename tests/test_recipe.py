@@ -23,8 +23,8 @@ def test_recipe_twice_gives_identical_weights(tmp_path):
         out = tmp_path / run
         subprocess.run(["bash", str(ROOT / "scripts" / "train_default.sh"), str(out)], env=env, cwd=ROOT,
                        check=True, capture_output=True)
-        files = ["latents/index.json", "flow/model.safetensors", "arc/model.safetensors", "default.safetensors",
-                 "default-rf.safetensors"]
+        files = ["latents/shard-00000.safetensors", "flow/model.safetensors", "arc/model.safetensors",
+                 "default.safetensors", "default-rf.safetensors"]
         digests.append({f: hashlib.sha256((out / f).read_bytes()).hexdigest() for f in files})
     assert digests[0] == digests[1]
     from safetensors import safe_open

@@ -16,6 +16,11 @@ Measured on the procedural set after 1000 steps (8 CPU minutes): latents smooth 
 0.86), round trips keep stereo position, loudness, envelope, tempo and sweep direction (80-100 %), but partials come
 back with sidebands (the learned phase deviations are not yet coherent across frames), so pitch and waveform do not.
 
+With `phase="peak-locked"` the decoder predicts log-magnitudes only (in the encoder's normalised units) and the
+phase follows from them (`spectral_phase.py`); it can then be trained on magnitudes alone
+(`autoencoder.domain=magnitude`). Measured (`small-spectral`, 3000 steps): still no pitch: the head has to learn a
+magnitude template per note, and did not in CPU minutes. The built-in model uses `partials_autoencoder.py`.
+
 Windows and bin frequencies are computed per call, not held as buffers: loading builds models on the meta device.
 
 Shapes: audio (B, C, L) with L a multiple of hop * prod(strides) -> STFT frames F = L / hop ->
