@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.probes import _blackman_harris
+
 ANALYSIS_SECONDS = 0.75  # the steady middle of the clip analysed with one long window
 LOBE_HZ = 8.0  # half-width of a partial's own main lobe (Blackman-Harris, 0.75 s: ~4 bins of 1.35 Hz = 5.4 Hz)
 
@@ -25,11 +27,6 @@ class Partial:
     frequency_hz: float  # measured, parabolic-interpolated peak in [h - 1/2, h + 1/2] * f0
     error: float  # frequency_hz / (h * f0) - 1
     sideband_db: float  # strongest bin in the harmonic's window outside +-LOBE_HZ of the peak, dB re the peak
-
-
-def _blackman_harris(size: int) -> np.ndarray:
-    phase = 2 * np.pi * np.arange(size) / size
-    return 0.35875 - 0.48829 * np.cos(phase) + 0.14128 * np.cos(2 * phase) - 0.01168 * np.cos(3 * phase)
 
 
 def partial_report(audio, sample_rate: int, f0: float, count: int = 10) -> list[Partial]:

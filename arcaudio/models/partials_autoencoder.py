@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..config import AutoencoderConfig
+from .spectral_phase import _sidelobe_sign_flips
 
 PROMINENCE_DB = 14.0  # a partial stands this far above its band's median power (noise rarely does: p ~ e^-17)
 FLOOR_MAGNITUDE = 1e-3  # |S| below this is silence
@@ -209,7 +210,6 @@ class PartialsDecoder(nn.Module):
         """Band |S| (B, F, bands) -> per-bin |S| (B, F, bins), interpolated in log-power over log-frequency between
         the bands' centres (flat beyond the outer centres)."""
         c = self.config
-        edges = _band_edges(c, self.sample_rate)
         hz = torch.arange(bins, device=noise.device, dtype=noise.dtype) * self.sample_rate / c.n_fft
         lo, hi = BAND_EDGES_HZ
         centres = torch.tensor([lo * (hi / lo) ** ((i + 0.5) / c.noise_bands) for i in range(c.noise_bands)],
@@ -222,7 +222,6 @@ class PartialsDecoder(nn.Module):
         w = (position - i0).clamp(0, 1)
         log_power = torch.log(noise.pow(2) + _TINY)
         interpolated = log_power[..., i0] * (1 - w) + log_power[..., i0 + 1] * w
-        del edges
         return torch.where(noise[..., i0].eq(0) & noise[..., i0 + 1].eq(0), torch.zeros_like(interpolated),
                            (0.5 * interpolated).exp())
 
@@ -275,4 +274,4 @@ class PartialsDecoder(nn.Module):
 def _hann_sign_phase(distance: torch.Tensor) -> torch.Tensor:
     """The phase of bin k relative to its partial at f (distance = k - f): pi (f - k) from the frame's start, plus
     pi for each sign change of the Hann transform (one per sidelobe beyond the main lobe)."""
-    return -math.pi * distance + math.pi * (distance.abs().floor() - 1).clamp(min=0)
+    return -math.pi * distance + math.pi * _sidelobe_sign_flips(distance)
