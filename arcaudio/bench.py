@@ -71,7 +71,7 @@ def bench_model(source: str, device: str = "cpu", dtype: str = "fp32") -> TextTo
     if dtype == "int8" and not str(device).startswith("cpu"):
         raise ValueError(f"int8 dynamic quantisation runs on the CPU, not {device!r}")
     config: ModelConfig = load_config(source)
-    if config.conditioning.prompt.arch is None:
+    if not config.conditioning.prompt.builtin:
         config.conditioning.prompt.arch = T5ArchConfig(d_model=config.conditioning.cond_dim)  # T5-base otherwise
     model = build_model(config.validate()).to(device=device, dtype=BENCH_DTYPES[dtype]).eval()
     if dtype == "int8":

@@ -8,6 +8,8 @@ Every figure in the card is measured here, on this machine, by this script:
   probes, for four prompt styles: `short` (1-3 attributes, scored on those only), `paraphrase` (sentence structures
   never seen in training, training words), `train` (the training phrasing) and `heldout` (unseen structures and
   unseen words); each with chance and a one-sided binomial p-value against chance;
+- prompts written outside the procedural set's caption code (scripts/prompts/outside.jsonl, 4 seeds each), each
+  scored on the attributes it lists;
 - the same for the rectified-flow base `default-rf` (50 Euler steps, CFG 4) on short and paraphrase prompts;
 - the autoencoder's round trip: probe accuracy on 300 procedural clips, and the partials of a 165 Hz sawtooth;
 - Frechet distance and conditional diversity on the fixed stats embedding (arcaudio/eval/embedding.py);
@@ -31,7 +33,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from arcaudio.eval.adherence import adherence_prompts, evaluate_adherence, evaluate_reconstruction  # noqa: E402
+from arcaudio.eval.adherence import (  # noqa: E402
+    adherence_prompts,
+    evaluate_adherence,
+    evaluate_reconstruction,
+    prompts_from_file,
+)
 from arcaudio.eval.report import evaluate_quality, reference_embeddings  # noqa: E402
 from arcaudio.generation import generate  # noqa: E402
 from arcaudio.loading import load  # noqa: E402
@@ -40,6 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 STYLES = ("short", "paraphrase", "train", "heldout")
 BASE_STYLES = ("short", "paraphrase")
 BASE_SETTINGS = {"sampler": "euler", "steps": 50, "cfg_scale": 4.0}
+OUTSIDE_PROMPTS = ROOT / "scripts" / "prompts" / "outside.jsonl"
+OUTSIDE_SEEDS = 4
+# what the issue asks of the shipped model on short and paraphrase prompts (a Limits line names any it misses)
+TARGETS = {"pan": 0.8, "colour": 0.8, "direction": 0.8, "loudness": 0.8, "envelope": 0.8, "kind": 0.8,
+           "pitch": 0.6, "waveform": 0.6, "tempo": 0.6, "quality": 0.6}
 
 
 def binomial_p_above(successes: int, n: int, p: float) -> float:
@@ -132,6 +144,11 @@ def main() -> None:
         report = evaluate_adherence(model, adherence_prompts(args.n, style=style))
         card["adherence"][style] = adherence_rows(report)
         print(f"{style}: mean {report.mean_accuracy:.3f} (chance {report.mean_chance:.3f})", flush=True)
+    outside = prompts_from_file(OUTSIDE_PROMPTS)
+    report = evaluate_adherence(model, [p for p in outside for _ in range(OUTSIDE_SEEDS)], batch_size=OUTSIDE_SEEDS * 4)
+    card["outside"] = {"file": str(OUTSIDE_PROMPTS.relative_to(ROOT)), "prompts": len(outside),
+                       "seeds": OUTSIDE_SEEDS, **adherence_rows(report)}
+    print(f"outside: mean {report.mean_accuracy:.3f} (chance {report.mean_chance:.3f})", flush=True)
     if args.base.is_file():
         base = load(args.base)
         card["base"] = {"weights": args.base.name, "megabytes": args.base.stat().st_size / 2**20,
@@ -171,7 +188,12 @@ def render(card: dict, config) -> str:
              f"envelope: {ae.latent_dim}-channel latents at {frame_rate:.1f} Hz; arcaudio/models/"
              "partials_autoencoder.py)" if ae.type == "partials" else
              f"a {ae.type} autoencoder ({ae.latent_dim}-channel latents at {frame_rate:.1f} Hz)")
-    t5 = config.conditioning.prompt.arch
+    prompt = config.conditioning.prompt
+    text_encoder = (f"a word-level text encoder trained from scratch (one learned {config.conditioning.cond_dim}-wide "
+                    f"embedding per hashed word, {prompt.words.vocab_size} buckets; arcaudio/models/word_encoder.py)"
+                    if prompt.words is not None else
+                    f"a byte-level T5 text encoder trained from scratch ({prompt.arch.num_layers} layers, width "
+                    f"{prompt.arch.d_model})")
     lines = [
         "# arcaudio built-in models (`default` and `default-rf`)",
         "",
@@ -183,9 +205,8 @@ def render(card: dict, config) -> str:
         "words of the procedural captions.",
         "",
         "## What it is",
-        f"- Architecture: the `small-partials` preset: {codec}, a byte-level T5 text encoder trained from scratch "
-        f"({t5.num_layers} layers, width {t5.d_model}), the `seconds_total` conditioner and a DiT "
-        f"({config.dit.depth} blocks, width {config.dit.embed_dim}); stereo {config.sample_rate} Hz, clips up to "
+        f"- Architecture: the `small-partials` preset: {codec}, {text_encoder}, the `seconds_total` conditioner and "
+        f"a DiT ({config.dit.depth} blocks, width {config.dit.embed_dim}); stereo {config.sample_rate} Hz, clips up to "
         f"{config.max_seconds:.2f} s.",
         f"- Parameters: {counts['total'] / 1e6:.2f} M in all (" + ", ".join(
             f"{k} {counts[k] / 1e6:.2f} M" for k in parts)
@@ -234,26 +255,56 @@ def render(card: dict, config) -> str:
     lines.append(f"| **mean** | {styles['train']['chance']:.3f} | "
                  + " | ".join(f"**{styles[s]['mean']:.3f}**" for s in styles) + " |")
     lines += ["", f"Prompts per style: {card['prompts_per_style']} "
-              "(each attribute is scored on the clips whose caption names it). `train`: the training phrasing; "
-              "`paraphrase`: the held-out sentence structures of `arcaudio.data.synth` with the training words; "
-              "`heldout`: held-out structures and held-out words (synonyms the model never saw).",
-              "", "## Quality and speed",
+              "(each attribute is scored on the clips whose caption names it). `short`: 1-3 attributes in training "
+              "words; `train`: the training phrasing; `paraphrase`: the held-out sentence structures of "
+              "`arcaudio.data.synth` with the training words; `heldout`: held-out structures and held-out words "
+              "(synonyms the model never saw)."]
+    outside = card["outside"]
+    lines += ["", f"### Prompts written outside the caption code ({outside['prompts']} prompts x {outside['seeds']} "
+              f"seeds, `{outside['file']}`)",
+              "Phrased as a person types them (\"white noise on the left\", \"drum loop at 120 bpm\", \"a sad minor "
+              "chord, loud\"), each scored on the attributes it lists; try your own with `arcaudio adherence default "
+              "--prompts-file FILE`.", "", "| attribute | chance | accuracy | clips |", "|---|---|---|---|"]
+    for name, row in outside["attributes"].items():
+        lines.append(f"| {name} | {row['chance']:.2f} | {row['accuracy']:.2f} | {row['clips']} |")
+    lines.append(f"| **mean** | {outside['chance']:.3f} | **{outside['mean']:.3f}** | |")
+    if card.get("base"):
+        base = card["base"]
+        settings = base["settings"]
+        lines += ["", f"### The rectified-flow base `default-rf` ({settings['steps']} {settings['sampler']} steps, "
+                  f"CFG {settings['cfg_scale']:g})", "",
+                  "| attribute | " + " | ".join(base["adherence"]) + " |", "|---|" + "---|" * len(base["adherence"])]
+        base_names = list(next(iter(base["adherence"].values()))["attributes"])
+        for name in base_names:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{rows['attributes'][name]['accuracy']:.2f}" if name in rows["attributes"] else "-"
+                for rows in base["adherence"].values()) + " |")
+        lines.append("| **mean** | " + " | ".join(f"**{rows['mean']:.3f}**" for rows in base["adherence"].values())
+                     + " |")
+    recon, saw = card["reconstruction"], card["sawtooth"]
+    lines += ["", f"### The autoencoder's ceiling ({recon['clips']} procedural clips, encode -> decode)",
+              "Probe accuracy on round trips: " + ", ".join(f"{k} {v:.2f}" for k, v in recon["accuracy"].items())
+              + f". A {saw['f0']:g} Hz sawtooth: its first {len(saw['errors_percent'])} partials within "
+              f"{max(abs(e) for e in saw['errors_percent']):.2f} % of their frequencies, the strongest sideband at "
+              f"{max(saw['sidebands_db']):.1f} dB relative to its partial."]
+    lines += ["", "## Quality and speed",
               f"- Frechet distance to real procedural clips on the stats embedding: {quality['frechet_stats']:.1f}; "
               f"conditional diversity: {quality['diversity']:.3f} (32 paraphrase prompts x 4 seeds).",
               f"- Time per {speed['audio_seconds']:.2f} s clip on this CPU ({card['machine']}): "
               f"{speed['seconds_per_clip_batch1'] * 1000:.0f} ms at batch 1, "
               f"{speed['seconds_per_clip_batch16'] * 1000:.0f} ms per clip at batch 16 (text encoder, 8 DiT steps, "
-              "decoder).",
-              "", "## Limits",
-              "- Attributes whose probes stay near chance are not rendered reliably: the spectral autoencoder, trained "
-              "for minutes, smears pitch (a tone's partials get sidebands), and with it kind, waveform and chord "
-              "quality; see the README.",
-              "- Even the attributes it follows, it follows weakly: in a controlled check (8 seeds per prompt), "
-              "\"panned left\" came out left in 6 of 8 noise clips but \"panned right\" never came out right, and "
-              "\"quiet\" noise came out loud. More training (a GPU run of the same recipe) is the next step.",
-              "- Words outside the training vocabulary (`heldout`) are not understood: the text encoder is trained "
-              "from scratch on the procedural captions and has no pre-trained language knowledge.",
-              "- Only the procedural set's sound world. Real-world prompts give procedural-sounding results.", ""]
+              "decoder).", "", "## Limits"]
+    missed = [f"{name} {styles[s]['attributes'][name]['accuracy']:.2f} on {s} prompts (target {target:g})"
+              for s in ("short", "paraphrase") if s in styles for name, target in TARGETS.items()
+              if name in styles[s]["attributes"] and styles[s]["attributes"][name]["accuracy"] < target]
+    if missed:
+        lines.append("- Below what the project asks of it (issue 12's targets): " + "; ".join(missed) + ".")
+    lines += ["- Words it never saw in training carry (almost) nothing: each word's embedding starts near zero and "
+              f"only the training captions' words moved (`heldout` mean {styles['heldout']['mean']:.2f}). A prompt "
+              "in other words than the procedural captions' is understood through the words it shares with them.",
+              "- No word order: the text encoder is a bag of words (\"not on the left\" reads as \"left\").",
+              "- Only the procedural set's sound world: tones, chords, noise, drum loops and sweeps. Real-world "
+              "prompts give procedural-sounding results.", ""]
     return "\n".join(lines)
 
 

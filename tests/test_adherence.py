@@ -122,3 +122,43 @@ def test_cli_adherence_short_style(monkeypatch, capsys):
     assert result["counts"] == {name: names.count(name) for name in result["counts"]} and sum(
         result["counts"].values()) == len(names)
 
+
+
+def test_prompts_written_anywhere_are_scored_on_what_they_list(tmp_path, monkeypatch, capsys):
+    import json
+
+    import torch
+
+    import arcaudio.eval.adherence as adherence
+    import arcaudio.loading
+    from arcaudio.eval.adherence import prompts_from_file
+
+    lines = [{"prompt": "white noise on the left", "attributes": {"kind": "noise", "colour": "white", "pan": "left"}},
+             {"prompt": "something quiet on the right", "attributes": {"loudness": "quiet", "pan": "right"}}]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    prompts = prompts_from_file(path)
+    assert [(p.caption, p.names) for p in prompts] == [(lines[0]["prompt"], ["kind", "colour", "pan"]),
+                                                       (lines[1]["prompt"], ["loudness", "pan"])]
+    # a quiet right-panned white noise: right on colour, kind and loudness; wrong on the first prompt's pan
+    attributes = {"kind": "noise", "colour": "white", "loudness": "quiet", "pan": "right", "envelope": "steady"}
+    clip = render(attributes, 2.0, np.random.default_rng(0))
+    model = type("Stub", (), {"config": type("Config", (), {"sample_rate": 44100})})()
+    monkeypatch.setattr(arcaudio.loading, "load", lambda name, **kw: model)
+    monkeypatch.setattr(adherence, "generate",
+                        lambda model, captions, seconds, **kw: [torch.from_numpy(clip) for _ in captions])
+    assert main(["adherence", "tiny", "--prompts-file", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["what"].startswith(f"2 prompts of {path}")
+    assert result["accuracy"] == {"kind": 1.0, "colour": 1.0, "loudness": 1.0, "pan": 0.5}
+    assert result["chance"] == {"kind": 0.2, "colour": 1 / 3, "loudness": 0.5, "pan": 1 / 3}
+
+    for bad, message in [({"prompt": "x", "attributes": {"pan": "up"}}, r":1: pan 'up' is not one of \['left'"),
+                         ({"prompt": "x", "attributes": {"mood": "sad"}}, r":1: unknown attribute 'mood'"),
+                         ({"prompt": "x", "attributes": {"kind": "chord", "pitch": "E5"}},
+                          r":1: pitch 'E5' is not one of \['A2', 'E3', 'A3', 'E4', 'A4'\]"),
+                         ({"prompt": "", "attributes": {"pan": "left"}}, ":1: needs a non-empty prompt"),
+                         ({"caption": "x"}, r":1: expected \{\"prompt\"")]:
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=message):
+            prompts_from_file(path)

@@ -24,7 +24,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name, n in counts.items():
         print(f"{name:<30}{n / 1e6:>12.2f} M")
     prompt = config.conditioning.prompt
-    if prompt.arch is None:
+    if not prompt.builtin:
         print(f"{'(text encoder)':<30}  external pre-trained T5 {prompt.t5_model_name!r}, loaded from local files, "
               "not counted")
     print(f"\n{config.latent_length} latent frames x {config.dit.io_channels} channels = "

@@ -69,7 +69,7 @@ def arcaudio_to_sao(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     out = {}
     for key, value in state_dict.items():
         if key.startswith("conditioners.prompt."):
-            raise ValueError("this model has a built-in text encoder (conditioning.prompt.arch), which "
+            raise ValueError("this model has a built-in text encoder (conditioning.prompt.arch or .words), which "
                              "stable-audio-tools cannot load; export it in arcaudio format instead")
         new = _rename(key, inverse)
         if new is None:
@@ -194,9 +194,9 @@ def model_config_from_sao(sao: dict[str, Any]) -> ModelConfig:
 
 def model_config_to_sao(config: ModelConfig) -> dict[str, Any]:
     """The stable-audio-tools `model_config.json` (dict) of a ModelConfig."""
-    if config.conditioning.prompt.arch is not None:
-        raise ValueError("a model with a built-in text encoder (conditioning.prompt.arch) has no stable-audio-tools "
-                         "config; stable-audio-tools loads T5 by name")
+    if config.conditioning.prompt.builtin:
+        raise ValueError("a model with a built-in text encoder (conditioning.prompt.arch or .words) has no "
+                         "stable-audio-tools config; stable-audio-tools loads T5 by name")
     if config.autoencoder.type != "oobleck":
         raise ValueError(f"autoencoder.type {config.autoencoder.type!r} has no stable-audio-tools equivalent "
                          "(only 'oobleck' does)")

@@ -12,6 +12,7 @@ import torch
 
 from ..data.probes import probe_all, score
 from ..data.synth import (
+    ATTRIBUTE_VALUES,
     CAPTION_STYLES,
     DEFAULT_MAX_SECONDS,
     allowed_values,
@@ -36,7 +37,10 @@ class AdherencePrompt:
     names: list[str] | None = None  # the attributes the caption names and is scored on; None: all probed ones
 
     def __post_init__(self):
-        probed = probed_attributes(self.attributes)
+        if "kind" not in self.attributes and self.names is not None:  # a prompt that names no kind ("something
+            probed = list(ATTRIBUTE_VALUES)                            # quiet on the left"): any probe applies
+        else:
+            probed = probed_attributes(self.attributes)
         if self.names is None:
             self.names = probed
         elif not self.names or not set(self.names) <= set(probed):
@@ -60,6 +64,43 @@ def adherence_prompts(n: int, seed: int = 1234, style: str = "heldout",
             prompts.append(AdherencePrompt(caption, attributes, seconds, names))
         else:
             prompts.append(AdherencePrompt(caption_for(attributes, rng, style=style), attributes, seconds))
+    return prompts
+
+
+def prompts_from_file(path, seconds: float = DEFAULT_MAX_SECONDS) -> list[AdherencePrompt]:
+    """Prompts written anywhere, with what they ask for: a JSON-lines file of
+    `{"prompt": "white noise on the left", "attributes": {"kind": "noise", "colour": "white", "pan": "left"}}`,
+    each prompt scored on the attributes it lists (any of `synth.ATTRIBUTE_VALUES`; `kind` may be left out).
+
+    Raises:
+        ValueError: naming the line and the bad field, value, or what would be valid.
+    """
+    import json
+    from pathlib import Path
+
+    prompts = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not a JSON object ({err})") from err
+        if not isinstance(record, dict) or set(record) != {"prompt", "attributes"}:
+            raise ValueError(f"{where}: expected {{\"prompt\": str, \"attributes\": {{name: class}}}}, got {line!r}")
+        caption, attributes = record["prompt"], record["attributes"]
+        if not isinstance(caption, str) or not caption.strip() or not isinstance(attributes, dict) or not attributes:
+            raise ValueError(f"{where}: needs a non-empty prompt and at least one attribute, got {line!r}")
+        for name, value in attributes.items():
+            if name not in ATTRIBUTE_VALUES:
+                raise ValueError(f"{where}: unknown attribute {name!r}; attributes: {list(ATTRIBUTE_VALUES)}")
+            valid = allowed_values(attributes["kind"], name) if "kind" in attributes else ATTRIBUTE_VALUES[name]
+            if value not in valid:
+                raise ValueError(f"{where}: {name} {value!r} is not one of {valid}")
+        prompts.append(AdherencePrompt(caption, dict(attributes), seconds, list(attributes)))
+    if not prompts:
+        raise ValueError(f"{path}: no prompts")
     return prompts
 
 
@@ -101,7 +142,8 @@ def _report(scored: list[tuple[dict, dict[str, bool]]], elapsed: float) -> Adher
     for attributes, result in scored:
         for name, ok in result.items():
             hits[name].append(ok)
-            chances[name].append(1.0 / len(allowed_values(attributes["kind"], name)))
+            classes = allowed_values(attributes["kind"], name) if "kind" in attributes else ATTRIBUTE_VALUES[name]
+            chances[name].append(1.0 / len(classes))
     names = sorted(hits, key=lambda k: (k != "kind", k))
     return AdherenceReport(accuracy={k: float(np.mean(hits[k])) for k in names},
                            chance={k: float(np.mean(chances[k])) for k in names},

@@ -2,7 +2,8 @@
 
 The pre-trained T5 is never downloaded here: it is found in a local folder or the local Hugging Face cache,
 and is held outside the module registry (not in state_dict, not trained), as in stable-audio-tools. A small T5
-built from `PromptConditionerConfig.arch` is a normal submodule whose weights travel with the checkpoint.
+built from `PromptConditionerConfig.arch`, or a word embedding table built from `PromptConditionerConfig.words`
+(models/word_encoder.py), is a normal submodule whose weights travel with the checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..config import NumberConditionerConfig, PromptConditionerConfig
 from ..nn.layers import NumberEmbedder
+from .word_encoder import WordEncoder, WordTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,9 @@ def build_t5_from_arch(arch) -> tuple[nn.Module, Any]:
 class T5Conditioner(nn.Module):
     """Prompts -> (tokens (B, max_length, D), mask (B, max_length) bool), padded rows zeroed.
 
-    With `config.arch` set, the encoder is built here and registered as `model` (trainable, saved). Otherwise a
-    pre-trained encoder is attached with `attach` (or `load_pretrained_t5`) and kept frozen outside the registry.
+    With `config.arch` (a small T5) or `config.words` (a word embedding table) set, the encoder is built here and
+    registered as `model` (trainable, saved). Otherwise a pre-trained encoder is attached with `attach` (or
+    `load_pretrained_t5`) and kept frozen outside the registry.
     """
 
     def __init__(self, config: PromptConditionerConfig, cond_dim: int):
@@ -74,10 +77,13 @@ class T5Conditioner(nn.Module):
         self._frozen: list[nn.Module] = []  # a pre-trained encoder, outside the registry
         if config.arch is not None:
             self.model, self.tokenizer = build_t5_from_arch(config.arch)
+        elif config.words is not None:
+            self.model = WordEncoder(config.words.vocab_size, cond_dim, config.words.init_std)
+            self.tokenizer = WordTokenizer(config.words.vocab_size)
 
     @property
     def builtin(self) -> bool:
-        return self.config.arch is not None
+        return self.config.builtin
 
     @property
     def encoder(self) -> nn.Module | None:
@@ -86,7 +92,8 @@ class T5Conditioner(nn.Module):
     def attach(self, encoder: nn.Module, tokenizer: Any) -> None:
         """Attach a frozen pre-trained T5 encoder (its d_model must equal cond_dim) and its tokenizer."""
         if self.builtin:
-            raise ValueError("this conditioner has a built-in text encoder (config.arch); it cannot take another")
+            raise ValueError("this conditioner has a built-in text encoder (config.arch or config.words); it cannot "
+                             "take another")
         d_model = encoder.config.d_model
         if d_model != self.cond_dim:
             raise ValueError(f"T5 encoder width {d_model} does not match the model's cond_dim {self.cond_dim}")
@@ -124,7 +131,10 @@ class T5Conditioner(nn.Module):
         device = next(encoder.parameters()).device
         input_ids, mask = input_ids.to(device), mask.to(device)
         with torch.set_grad_enabled(self.builtin and torch.is_grad_enabled()):
-            tokens = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, L, D)
+            if isinstance(encoder, WordEncoder):
+                tokens = encoder(input_ids, mask)  # (B, L, D)
+            else:
+                tokens = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, L, D)
         return tokens.float() * mask[..., None].float(), mask
 
 

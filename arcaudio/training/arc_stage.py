@@ -222,7 +222,7 @@ class ARCStage:
         config.objective = "rf_denoiser"
         try:
             with swapped_in(self.ema, self.model):
-                if config.conditioning.prompt.arch is None:
+                if not config.conditioning.prompt.builtin:
                     save_sao(self.model, Path(path).parent / "sao")
                 return save_model(self.model, path)
         finally:
