@@ -3,9 +3,11 @@ prompt names back from the audio with the analytic probes, and report accuracy p
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,8 +39,8 @@ class AdherencePrompt:
     names: list[str] | None = None  # the attributes the caption names and is scored on; None: all probed ones
 
     def __post_init__(self):
-        if "kind" not in self.attributes and self.names is not None:  # a prompt that names no kind ("something
-            probed = list(ATTRIBUTE_VALUES)                            # quiet on the left"): any probe applies
+        if "kind" not in self.attributes and self.names is not None:
+            probed = list(ATTRIBUTE_VALUES)  # a prompt that names no kind ("something quiet on the left")
         else:
             probed = probed_attributes(self.attributes)
         if self.names is None:
@@ -75,9 +77,6 @@ def prompts_from_file(path, seconds: float = DEFAULT_MAX_SECONDS) -> list[Adhere
     Raises:
         ValueError: naming the line and the bad field, value, or what would be valid.
     """
-    import json
-    from pathlib import Path
-
     prompts = []
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
@@ -95,13 +94,18 @@ def prompts_from_file(path, seconds: float = DEFAULT_MAX_SECONDS) -> list[Adhere
         for name, value in attributes.items():
             if name not in ATTRIBUTE_VALUES:
                 raise ValueError(f"{where}: unknown attribute {name!r}; attributes: {list(ATTRIBUTE_VALUES)}")
-            valid = allowed_values(attributes["kind"], name) if "kind" in attributes else ATTRIBUTE_VALUES[name]
+            valid = _classes(attributes, name)
             if value not in valid:
                 raise ValueError(f"{where}: {name} {value!r} is not one of {valid}")
         prompts.append(AdherencePrompt(caption, dict(attributes), seconds, list(attributes)))
     if not prompts:
         raise ValueError(f"{path}: no prompts")
     return prompts
+
+
+def _classes(attributes: dict, name: str) -> list:
+    """The classes attribute `name` can take: those of the prompt's kind, or every class when it names no kind."""
+    return allowed_values(attributes["kind"], name) if "kind" in attributes else ATTRIBUTE_VALUES[name]
 
 
 def score_prompt(audio, sample_rate: float, prompt: AdherencePrompt) -> dict[str, bool]:
@@ -142,8 +146,7 @@ def _report(scored: list[tuple[dict, dict[str, bool]]], elapsed: float) -> Adher
     for attributes, result in scored:
         for name, ok in result.items():
             hits[name].append(ok)
-            classes = allowed_values(attributes["kind"], name) if "kind" in attributes else ATTRIBUTE_VALUES[name]
-            chances[name].append(1.0 / len(classes))
+            chances[name].append(1.0 / len(_classes(attributes, name)))
     names = sorted(hits, key=lambda k: (k != "kind", k))
     return AdherenceReport(accuracy={k: float(np.mean(hits[k])) for k in names},
                            chance={k: float(np.mean(chances[k])) for k in names},
