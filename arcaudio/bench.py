@@ -19,10 +19,8 @@ from .config import ModelConfig, T5ArchConfig
 from .generation import resolve_seconds, sampling_settings
 from .loading import build_model, load_config
 from .models.text_to_audio import TextToAudioModel
+from .precision import Precision, apply_precision, hardware, precision_of, resolve_precision
 from .sampling import batch_randn, cfg_velocity
-
-# no fp16: ~100x slower than fp32 on these CPUs. int8: fp32 model, DiT linear layers dynamically quantised (CPU)
-BENCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.float32}
 
 
 @dataclass
@@ -31,7 +29,8 @@ class BenchResult:
 
     model: str
     device: str
-    dtype: str
+    precision: str  # per component: text_encoder=..,dit=..,decoder=.. (arcaudio.precision)
+    hardware: str  # what `auto` decided from, e.g. "cpu (x86_64: avx2 avx512_bf16 avx512_vnni avx512f)"
     batch: int
     seconds: float
     steps: int
@@ -54,7 +53,7 @@ class BenchResult:
         rows = [("text encoder", self.text_s), ("DiT step", self.dit_step_s),
                 (f"sampling ({self.steps} steps)", self.sampling_s), ("decoder", self.decoder_s),
                 ("total", self.total_s)]
-        head = (f"{self.model} on {self.device}, {self.dtype}, batch {self.batch}, {self.seconds:.2f} s, "
+        head = (f"{self.model} on {self.hardware}, {self.precision}, batch {self.batch}, {self.seconds:.2f} s, "
                 f"{self.sampler} {self.steps} steps, CFG {self.cfg_scale:g}; medians of {self.repeats}")
         lines = [head] + [f"  {name:<22}{value * 1000:>10.1f} ms" for name, value in rows]
         lines.append(f"  real-time factor {self.realtime_factor:.1f}x, peak memory {self.peak_memory_mb:.0f} MB")
@@ -64,50 +63,40 @@ class BenchResult:
         return {**asdict(self), "realtime_factor": self.realtime_factor}
 
 
-def bench_model(source: str, device: str = "cpu", dtype: str = "fp32") -> TextToAudioModel:
-    """A random-weight model of a preset or checkpoint config; an external T5 gets a T5-base-sized stand-in."""
-    if dtype not in BENCH_DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {sorted(BENCH_DTYPES)}")
-    if dtype == "int8" and not str(device).startswith("cpu"):
-        raise ValueError(f"int8 dynamic quantisation runs on the CPU, not {device!r}")
+def bench_model(source: str, device: str = "cpu", precision: str | Precision | None = None) -> TextToAudioModel:
+    """A random-weight model of a preset or checkpoint config, without the autoencoder's encoder, built in
+    `precision` one component at a time (see loading.build_model); an external T5 gets a T5-base-sized stand-in."""
     config: ModelConfig = load_config(source)
     if not config.conditioning.prompt.builtin:
         config.conditioning.prompt.arch = T5ArchConfig(d_model=config.conditioning.cond_dim)  # T5-base otherwise
-    model = build_model(config.validate()).to(device=device, dtype=BENCH_DTYPES[dtype]).eval()
-    if dtype == "int8":
-        quantize_dit(model)
-    return model
-
-
-def quantize_dit(model: TextToAudioModel) -> TextToAudioModel:
-    """Replace the DiT's linear layers, in place, by torch.ao dynamic int8 ones (int8 weights, activations
-    quantised per call; x86 VNNI / ARM dot-product kernels). Returns the model."""
-    model.dit = torch.ao.quantization.quantize_dynamic(model.dit, {torch.nn.Linear}, dtype=torch.qint8)
-    return model
+    plan = resolve_precision(precision, device, config)
+    return build_model(config.validate(), device=device, precision=plan, encoder=False).eval().requires_grad_(False)
 
 
 @torch.no_grad()
-def int8_agreement(model: TextToAudioModel, prompts: list[str] | None = None, seconds: float | None = None,
-                   steps: int | None = None, sampler: str | None = None, seed: int = 0) -> dict[str, float]:
-    """How far int8 dynamic quantisation of the DiT moves the output: the same prompts and seeds sampled with
-    `model` (fp32, left untouched) and with an int8 copy. Returns the mean over clips of the final latents' cosine
-    similarity (flattened per clip), of the decoded audio's SNR against the fp32 audio and of the SNR of its STFT
-    magnitudes, in dB, plus the worst clip of each."""
+def precision_agreement(model: TextToAudioModel, precision: str | Precision, prompts: list[str] | None = None,
+                        seconds: float | None = None, steps: int | None = None, sampler: str | None = None,
+                        seed: int = 0) -> dict[str, float]:
+    """How far a precision moves the output: the same prompts and seeds sampled with `model` (fp32, left
+    untouched) and with a copy cast or quantised to `precision`. Returns the mean over clips of the final latents'
+    cosine similarity (flattened per clip), of the decoded audio's SNR against the fp32 audio and of the SNR of its
+    STFT magnitudes, in dB, plus the worst clip of each, and the precision compared."""
     from .generation import generate
 
     prompts = prompts or ["a warm sine tone, soft and steady", "loud white noise on the left",
                           "a rising sweep, quiet, in the center", "a drum loop at 120 bpm, punchy"]
-    quantised = quantize_dit(copy.deepcopy(model))
+    plan = resolve_precision(precision, model.device, model.config)
+    other = apply_precision(copy.deepcopy(model), plan)
     latents, audio = {}, {}
-    for name, m in (("fp32", model), ("int8", quantised)):
+    for name, m in (("fp32", model), ("other", other)):
         finals: list[torch.Tensor] = []
         audio[name] = generate(m, prompts, seconds=seconds, steps=steps, sampler=sampler, seed=seed,
                                callback=lambda i, x, finals=finals: finals.append(x))
         latents[name] = finals[-1].flatten(1).float()  # (B, C * T), the sampler's last state
-    cosine = torch.nn.functional.cosine_similarity(latents["fp32"], latents["int8"], dim=1)  # (B,)
-    snr = torch.stack([_snr_db(a, b) for a, b in zip(audio["fp32"], audio["int8"])])  # (B,)
-    spec_snr = torch.stack([_snr_db(_magnitudes(a), _magnitudes(b)) for a, b in zip(audio["fp32"], audio["int8"])])
-    return {"latent_cosine": float(cosine.mean()), "latent_cosine_min": float(cosine.min()),
+    cosine = torch.nn.functional.cosine_similarity(latents["fp32"], latents["other"], dim=1)  # (B,)
+    snr = torch.stack([_snr_db(a, b) for a, b in zip(audio["fp32"], audio["other"])])  # (B,)
+    spec_snr = torch.stack([_snr_db(_magnitudes(a), _magnitudes(b)) for a, b in zip(audio["fp32"], audio["other"])])
+    return {"precision": str(plan), "latent_cosine": float(cosine.mean()), "latent_cosine_min": float(cosine.min()),
             "audio_snr_db": float(snr.mean()), "audio_snr_db_min": float(snr.min()),
             "spectrogram_snr_db": float(spec_snr.mean()), "spectrogram_snr_db_min": float(spec_snr.min()),
             "clips": len(prompts)}
@@ -163,7 +152,7 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
     config = model.config
     seconds = resolve_seconds(config, seconds)
     settings = sampling_settings(config.objective, sampler, steps, cfg_scale)
-    device, dtype = model.device, model.dit.preprocess_conv.weight.dtype
+    device, dtype = model.device, model.dit.preprocess_conv.weight.dtype  # the latents' dtype
     prompts = [f"benchmark prompt number {i}: a short burst of sound" for i in range(batch)]
     shape = (batch, config.dit.io_channels, config.latent_length)
     if device.type == "cuda":
@@ -190,9 +179,6 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
             times["decoder"].append(t3 - t2)
             times["total"].append(t3 - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    dtype_name = str(dtype).removeprefix("torch.")
-    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.dit.modules()):
-        dtype_name = f"int8 DiT linears, {dtype_name} elsewhere"
-    return BenchResult(name, str(device), dtype_name, batch, seconds, settings.steps, settings.sampler,
-                       settings.cfg_scale, med["text"], med["step"], med["sampling"], med["decoder"], med["total"],
-                       _peak_memory_mb(device), repeats)
+    return BenchResult(name, str(device), str(precision_of(model)), hardware(device).describe(), batch, seconds,
+                       settings.steps, settings.sampler, settings.cfg_scale, med["text"], med["step"],
+                       med["sampling"], med["decoder"], med["total"], _peak_memory_mb(device), repeats)

@@ -73,29 +73,47 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
                 setattr(model.get_submodule(owner), leaf, keep)
 
 
-def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+# convert(key, tensor) -> the entries to keep for it: the tensor cast, quantised (more than one entry) or dropped
+Convert = Callable[[str, torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+def read_state_dict(path: str | Path, convert: Convert | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read tensors and metadata from a safetensors file or a torch file (`weights_only=True`; a nested
-    `state_dict` entry, as in Lightning checkpoints, is unwrapped). Returns (state_dict, metadata)."""
+    `state_dict` entry, as in Lightning checkpoints, is unwrapped). Returns (state_dict, metadata).
+    `convert` is applied to each tensor as it is read, so a cast or quantised model never has the whole file's
+    tensors in memory at once (a torch file is memory-mapped where its format allows)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
+        state: dict[str, torch.Tensor] = {}
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            for key in f.keys():
+                tensor = f.get_tensor(key)
+                state.update(convert(key, tensor) if convert else {key: tensor})
+            return state, dict(f.metadata() or {})
     if path.suffix not in TORCH_SUFFIXES:
         raise ValueError(f"unknown checkpoint type {path.suffix!r} for {str(path)!r}; expected .safetensors or one of "
                          f"{list(TORCH_SUFFIXES)}")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # pickle errors come in many types
         raise ValueError(f"could not read {str(path)!r} as a torch checkpoint with weights_only=True: {err}") from err
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{str(path)!r} holds no state dict of tensors")
-    return dict(obj), {}
+    if convert is None:
+        return dict(obj), {}
+    state = {}
+    for key in list(obj):
+        state.update(convert(key, obj.pop(key)))
+    return state, {}
 
 
 def read_config(path: str | Path) -> ModelConfig | None:
@@ -197,11 +215,12 @@ def save_model(model: nn.Module, path: str | Path, base: str | Path | None = Non
     return save_safetensors(path, state, meta)
 
 
-def read_model_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_model_state(path: str | Path, convert: Convert | None = None) -> tuple[dict[str, torch.Tensor],
+                                                                                dict[str, str]]:
     """`read_state_dict`, with the tensors of a shared-weights file's base (see `save_model`) filled in. Raises
     FileNotFoundError / ValueError when the base is missing or is not the file the weights were saved against."""
     path = Path(path)
-    state, meta = read_state_dict(path)
+    state, meta = read_state_dict(path, convert)
     if BASE_KEY not in meta:
         return state, meta
     base = path.parent / meta[BASE_KEY]
@@ -213,7 +232,9 @@ def read_model_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     if file_sha256(base) != meta.get(BASE_SHA256_KEY):
         raise ValueError(f"{str(base)!r} is not the file {str(path)!r} was saved against (sha256 differs): "
                          "re-save it against the current base")
-    merged, _ = read_state_dict(base)
+    own = set(state)
+    merged, _ = read_state_dict(base, None if convert is None else
+                                lambda key, tensor: {} if key in own else convert(key, tensor))
     merged.update(state)
     return merged, meta
 

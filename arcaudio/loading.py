@@ -20,15 +20,17 @@ import torch
 from .checkpoint import (
     TORCH_SUFFIXES,
     StateDictMismatchError,
+    check_state_dict,
     load_state_dict_strict,
     read_config,
     read_model_state,
-    read_state_dict,
 )
-from .compat.sao import model_config_from_sao, sao_to_arcaudio
+from .compat.sao import model_config_from_sao, sao_key
 from .config import PRESETS, ModelConfig, preset
+from .models.autoencoder import SkippedEncoder
 from .models.conditioners import load_pretrained_t5
 from .models.text_to_audio import TextToAudioModel
+from .precision import Precision, apply_precision, convert_tensor, resolve_precision
 
 SAO_WEIGHT_NAMES = ("model.safetensors", "model.ckpt")
 DEFAULT_MODEL = "default"
@@ -108,14 +110,39 @@ def load_config(path_or_preset: str | Path) -> ModelConfig:
     return resolve_source(path_or_preset).config
 
 
-def build_model(config: ModelConfig, device: str | torch.device | None = None) -> TextToAudioModel:
-    """A model with freshly initialised weights; `device="meta"` allocates nothing."""
-    with torch.device(device or "cpu"):
-        return TextToAudioModel(config)
+def build_model(config: ModelConfig, device: str | torch.device | None = None,
+                precision: Precision | None = None, encoder: bool = True) -> TextToAudioModel:
+    """A model with freshly initialised weights; `device="meta"` allocates nothing.
+
+    With a `precision` (see arcaudio.precision) the model is built one component at a time, the DiT first, each
+    cast or quantised before the next is built: peak memory is the largest component in fp32, not the model.
+    `encoder=False` leaves out the autoencoder's encoder (text-to-audio does not use it)."""
+    if precision is None and encoder:
+        with torch.device(device or "cpu"):
+            return TextToAudioModel(config)
+    with torch.device("meta"):
+        model = TextToAudioModel(config)
+    if str(device) != "meta":
+        with torch.device(device or "cpu"):
+            for name in ("dit", "conditioners", "autoencoder"):  # the largest first, while nothing else is held
+                setattr(model, name, model.build_component(name))
+                _prepare(model, precision, encoder, only=name)
+        return model
+    _prepare(model, precision, encoder)
+    return model
+
+
+def _prepare(model: TextToAudioModel, precision: Precision | None, encoder: bool, only: str | None = None) -> None:
+    """Cast / quantise the model's components (all, or the top-level one named `only`) and drop the encoder."""
+    if not encoder and only in (None, "autoencoder"):
+        model.autoencoder.encoder = SkippedEncoder()
+    if precision is not None:
+        apply_precision(model, precision, only=only)
 
 
 def load(path_or_preset: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-         t5: str | Path | bool | None = None) -> TextToAudioModel:
+         t5: str | Path | bool | None = None, precision: str | Precision | None = None,
+         encoder: bool = True) -> TextToAudioModel:
     """Load a model ready for inference (eval mode).
 
     Args:
@@ -124,27 +151,53 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None, d
         dtype: cast every floating-point weight to this dtype (default: as stored, fp32 for presets).
         t5: for models with a pre-trained T5 prompt encoder: a local folder, None to look up
             `conditioning.prompt.t5_model_name` locally (folder or Hugging Face cache), False to skip it.
+        precision: per component (text encoder, DiT, decoder): "auto" (the fastest that keeps quality on this
+            machine), "fp32", "bf16", "int8", "int8-bf16", "text_encoder=..,dit=..,decoder=..", or a Precision
+            (arcaudio.precision). Tensors are cast or quantised as they are read: no fp32 copy of the model is held.
+        encoder: False leaves out the autoencoder's encoder (text-to-audio never uses it; audio-to-audio does).
 
     Raises:
         StateDictMismatchError: listing every missing, unexpected or mis-shaped key.
         FileNotFoundError: for a missing checkpoint or T5 encoder, saying what to download and where to put it.
+        ValueError: for a bad precision, or both `dtype` and `precision`.
     """
+    if dtype is not None and precision is not None:
+        raise ValueError(f"give dtype or precision, not both (got {dtype} and {precision!r})")
     source = resolve_source(path_or_preset)
+    plan = None if precision is None else resolve_precision(precision, device or "cpu", source.config)
     if source.weights is None:
-        model = build_model(source.config)
+        model = build_model(source.config, precision=plan, encoder=encoder)
     else:
-        state, _ = read_model_state(source.weights) if source.format == "arcaudio" else read_state_dict(source.weights)
-        if source.format == "sao":
-            state, unknown = sao_to_arcaudio(state)
-            if unknown:
-                raise StateDictMismatchError([], sorted(unknown), [], str(source.weights))
         model = build_model(source.config, device="meta")
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+        _prepare(model, plan, encoder)
+        shapes: dict[str, torch.Size] = {}
+        unknown: list[str] = []
+
+        def convert(key: str, tensor: torch.Tensor) -> dict[str, torch.Tensor]:
+            if source.format == "sao":
+                name = sao_key(key)
+                if name is None:
+                    unknown.append(key)
+                    return {}
+                key = name
+            shapes[key] = tensor.shape
+            if not encoder and key.startswith("autoencoder.encoder."):
+                return {}
+            return convert_tensor(model, key, tensor) if plan is not None else {key: tensor}
+
+        state, _ = read_model_state(source.weights, convert=convert)
+        if unknown:
+            raise StateDictMismatchError([], sorted(unknown), [], str(source.weights))
+        check_state_dict(expected, {k: torch.empty(v, device="meta") for k, v in shapes.items()}, str(source.weights))
         load_state_dict_strict(model, state, str(source.weights))
     prompt = model.conditioners["prompt"]
     if not prompt.builtin and t5 is not False:
-        encoder, tokenizer = load_pretrained_t5(source.config.conditioning.prompt.t5_model_name if t5 in (None, True)
-                                                else t5)
-        prompt.attach(encoder, tokenizer)
+        encoder_t5, tokenizer = load_pretrained_t5(source.config.conditioning.prompt.t5_model_name
+                                                   if t5 in (None, True) else t5)
+        prompt.attach(encoder_t5, tokenizer)
+        if plan is not None:
+            prompt.to(plan.dtype("text_encoder"))
     model.to(device=device or "cpu")
     if dtype is not None:
         model.to(dtype=dtype)

@@ -3,7 +3,7 @@
     arcaudio info sao-small                      # config and parameter counts, built on the meta device
     arcaudio generate tiny "a dog barking" --steps 8 --sampler pingpong --out out/
     arcaudio convert model_dir model.safetensors  # stable-audio-tools -> arcaudio (or --to sao)
-    arcaudio bench sao-small --dtype fp32 bf16    # time each stage of generation
+    arcaudio bench sao-small --precision auto fp32   # time each stage of generation
     arcaudio demo                                 # what `make demo` runs
 
 Each subcommand lives in its own module with an `add_parser(subparsers)` function.

@@ -6,30 +6,29 @@ import argparse
 import json
 import sys
 
-from .options import add_sampler_argument
+from .options import add_precision_argument, add_sampler_argument
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from ..bench import bench_model, benchmark
+    from ..precision import hardware
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.agreement:
         return _agreement(args)
     results = []
-    capability = torch.backends.cpu.get_cpu_capability()
-    if "bf16" in args.dtype and str(args.device).startswith("cpu") and "512" not in capability:
-        print(f"arcaudio bench: warning: this CPU runs torch at {capability}, without "
-              "AVX-512 (BF16): bf16 kernels are emulated there and far slower than fp32", file=sys.stderr)
-    for dtype in args.dtype:
-        model = bench_model(args.model, device=args.device, dtype=dtype)
+    print(f"arcaudio bench: {hardware(args.device).describe()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads", file=sys.stderr)
+    for precision in args.precision:
+        model = bench_model(args.model, device=args.device, precision=precision)
         result = benchmark(model, name=args.model, batch=args.batch, seconds=args.seconds, steps=args.steps,
                            sampler=args.sampler, cfg_scale=args.cfg_scale, repeats=args.repeats, warmup=args.warmup,
                            decode_chunk=args.decode_chunk)
         print(result.table(), flush=True)
-        results.append(result.as_dict())
+        results.append({**result.as_dict(), "asked": precision})
         del model
     if args.json:
         with open(args.json, "w") as f:
@@ -38,21 +37,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _agreement(args: argparse.Namespace) -> int:
-    from ..bench import bench_model, int8_agreement
+    from ..bench import bench_model, precision_agreement
     from ..config import PRESETS
     from ..loading import load
 
     # a preset has no weights: random ones; a checkpoint is compared on its own trained weights
     model = (bench_model(args.model, device=args.device) if args.model in PRESETS
-             else load(args.model, device=args.device, t5=args.t5))
-    result = int8_agreement(model.eval(), seconds=args.seconds, steps=args.steps, sampler=args.sampler)
-    print(f"{args.model}: int8 DiT against fp32, same seeds, {result['clips']} clips: latent cosine "
-          f"{result['latent_cosine']:.4f} (min {result['latent_cosine_min']:.4f}), audio SNR "
-          f"{result['audio_snr_db']:.1f} dB (min {result['audio_snr_db_min']:.1f} dB), spectrogram SNR "
-          f"{result['spectrogram_snr_db']:.1f} dB (min {result['spectrogram_snr_db_min']:.1f} dB)")
+             else load(args.model, device=args.device, t5=args.t5, encoder=False))
+    results = []
+    for precision in args.precision:
+        result = precision_agreement(model, precision, seconds=args.seconds, steps=args.steps, sampler=args.sampler)
+        print(f"{args.model}: {precision} ({result['precision']}) against fp32, same seeds, {result['clips']} clips: "
+              f"latent cosine {result['latent_cosine']:.5f} (min {result['latent_cosine_min']:.5f}), audio SNR "
+              f"{result['audio_snr_db']:.1f} dB (min {result['audio_snr_db_min']:.1f} dB), spectrogram SNR "
+              f"{result['spectrogram_snr_db']:.1f} dB (min {result['spectrogram_snr_db_min']:.1f} dB)", flush=True)
+        results.append({**result, "asked": precision})
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(results, f, indent=2)
     return 0
 
 
@@ -62,8 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "over repeats after warm-up, with the real-time factor and peak memory.")
     p.add_argument("model", nargs="?", default="sao-small", help="preset or checkpoint (its config only)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", nargs="+", default=["fp32"], choices=["fp32", "bf16", "int8"],
-                   help="int8: the DiT's linear layers dynamically quantised (CPU)")
+    add_precision_argument(p, several=True)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seconds", type=float, help="default: the model's window")
     p.add_argument("--steps", type=int)
@@ -74,8 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--agreement", action="store_true",
-                   help="instead of timing: compare int8 with fp32 outputs on the same seeds (latent cosine, audio "
-                        "SNR); a checkpoint is compared on its trained weights, a preset on random ones")
+                   help="instead of timing: compare each --precision with fp32 outputs on the same seeds (latent "
+                        "cosine, audio and spectrogram SNR); a checkpoint is compared on its trained weights, a "
+                        "preset on random ones")
     p.add_argument("--t5", help="local T5 folder, for --agreement on a checkpoint with an external T5")
     p.add_argument("--json", help="also write the results here")
     p.set_defaults(func=cmd_bench)

@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .options import add_guidance_arguments, add_sampler_argument
+from .options import add_guidance_arguments, add_precision_argument, add_sampler_argument
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEMO_PROMPTS = ["a loud plucked sine tone at A4, panned left", "quiet pink noise, slowly swelling, on the right",
                 "a punchy drum loop at 120 bpm, centered", "a soft rising sweep, sustained, on the left side",
                 "a loud steady white noise hiss in the center"]
@@ -64,14 +63,15 @@ def _names_a_model(word: str, names: list[str]) -> bool:
 def cmd_generate(args: argparse.Namespace) -> int:
     import warnings
 
-    import torch
-
     from ..generation import generate, load_init_audio, resolve_seconds, sampling_settings
     from ..loading import load
+    from ..precision import hardware, precision_of
 
     model_name, prompts = split_model_and_prompts(args)
-    dtype = getattr(torch, DTYPES[args.dtype]) if args.dtype else None
-    model = load(model_name, device=args.device, dtype=dtype, t5=args.t5)
+    model = load(model_name, device=args.device, t5=args.t5, precision=args.precision,
+                 encoder=args.init_audio is not None)
+    print(f"arcaudio generate: {model_name} in {precision_of(model)} on {hardware(model.device).describe()}",
+          file=sys.stderr)
     seconds = args.seconds
     init = None
     if args.init_audio:
@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..loading import DEFAULT_MODEL, DEFAULT_WEIGHTS, load
 
     t0 = time.perf_counter()
-    model = load(DEFAULT_MODEL)
+    model = load(DEFAULT_MODEL, precision="auto", encoder=False)
     print(f"arcaudio demo: the built-in model ({DEFAULT_WEIGHTS.name}, trained on the procedural set; see "
           f"{DEFAULT_WEIGHTS.parent / 'MODEL_CARD.md'}), 8 ping-pong steps; loaded in "
           f"{time.perf_counter() - t0:.2f} s")
@@ -158,7 +158,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--t5", help="local folder of the T5 text encoder (default: look up the config's name locally)")
     p.add_argument("--device", default=None)
-    p.add_argument("--dtype", choices=sorted(DTYPES))
+    add_precision_argument(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("demo", help="generate a few clips with the built-in default model, with spectrograms")

@@ -21,3 +21,16 @@ def add_guidance_arguments(p: argparse.ArgumentParser) -> None:
                    help="apply guidance only at times LO <= t <= HI (t = 1 is noise; default 0 1)")
     p.add_argument("--cfg-rescale", type=float, default=0.0, metavar="PHI",
                    help="CFG rescale in [0, 1] (stable-audio-tools' scale_phi; default 0)")
+
+
+PRECISION_NAMES = ("auto", "fp32", "bf16", "fp16", "int8", "int8-bf16")  # = arcaudio.precision.CHOICES (tested)
+
+
+def add_precision_argument(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """--precision: one (or, for bench, several) of PRECISION_NAMES or "text_encoder=..,dit=..,decoder=..";
+    validated by arcaudio.precision.resolve_precision, whose errors name the bad value and what is valid."""
+    p.add_argument("--precision", nargs="+" if several else None, default=["auto"] if several else "auto",
+                   metavar="PRECISION",
+                   help=f"per component (text encoder, DiT, decoder): {', '.join(PRECISION_NAMES)}, or e.g. "
+                        "'text_encoder=bf16,dit=int8,decoder=fp32'. auto (default): the fastest that keeps quality "
+                        "on this machine's hardware (int8 DiT on AVX2/VNNI CPUs, bf16 where the CPU or GPU has it)")

@@ -39,25 +39,26 @@ def _rename(key: str, table: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def normalize_weight_norm_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename `parametrizations.weight.original0/1` (new torch weight_norm) to `weight_g`/`weight_v`."""
-    out = {}
-    for key, value in state_dict.items():
-        for src, dst in _WEIGHT_NORM_FORMS:
-            if key.endswith(src):
-                key = key[: -len(src)] + dst
-                break
-        out[key] = value
-    return out
+def _weight_norm_key(key: str) -> str:
+    """`parametrizations.weight.original0/1` (new torch weight_norm) renamed to `weight_g`/`weight_v`."""
+    for src, dst in _WEIGHT_NORM_FORMS:
+        if key.endswith(src):
+            return key[: -len(src)] + dst
+    return key
+
+
+def sao_key(key: str) -> str | None:
+    """The arcaudio name of one stable-audio-tools state-dict key, None when it has no known prefix."""
+    return _rename(_weight_norm_key(key), PREFIXES)
 
 
 def sao_to_arcaudio(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Map a stable-audio-tools state dict to arcaudio names. Returns (mapped, keys with no known prefix)."""
     mapped, unknown = {}, []
-    for key, value in normalize_weight_norm_keys(state_dict).items():
-        new = _rename(key, PREFIXES)
+    for key, value in state_dict.items():
+        new = sao_key(key)
         if new is None:
-            unknown.append(key)
+            unknown.append(_weight_norm_key(key))
         else:
             mapped[new] = value
     return mapped, unknown

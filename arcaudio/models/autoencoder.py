@@ -149,6 +149,15 @@ def _dtype(module: nn.Module) -> torch.dtype:
     return next((p.dtype for p in module.parameters()), torch.float32)
 
 
+class SkippedEncoder(nn.Module):
+    """Stands in for an encoder that was not loaded (text-to-audio never encodes; `arcaudio.load(...,
+    encoder=False)` saves its memory). Calling it raises an error that says how to load it."""
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("this model was loaded without its autoencoder's encoder (text-to-audio does not need "
+                           "it); load it with arcaudio.load(..., encoder=True) for audio-to-audio or encoding")
+
+
 class AudioAutoencoder(nn.Module):
     """Encoder + VAE bottleneck + decoder: Oobleck's, or the spectral ones (`config.type`).
 

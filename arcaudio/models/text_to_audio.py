@@ -17,6 +17,8 @@ from .autoencoder import AudioAutoencoder
 from .conditioners import NumberConditioner, T5Conditioner
 from .dit import DiffusionTransformer
 
+COMPONENTS = ("autoencoder", "conditioners", "dit")  # top-level modules, in state-dict order
+
 
 @dataclass
 class Conditioning:
@@ -90,13 +92,24 @@ class TextToAudioModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config.validate()
-        cond_dim = config.conditioning.cond_dim
-        self.autoencoder = AudioAutoencoder(config.autoencoder)
-        self.conditioners = nn.ModuleDict({
-            "prompt": T5Conditioner(config.conditioning.prompt, cond_dim),
-            "seconds_total": NumberConditioner(config.conditioning.seconds_total, cond_dim),
-        })
-        self.dit = DiffusionTransformer(config.dit)
+        for name in COMPONENTS:
+            setattr(self, name, self.build_component(name))
+
+    def build_component(self, name: str) -> nn.Module:
+        """A fresh, randomly initialised `name` (one of COMPONENTS) for this model's config, on torch's default
+        device. `arcaudio.loading.build_model` uses it to build a model one component at a time."""
+        config = self.config
+        if name == "autoencoder":
+            return AudioAutoencoder(config.autoencoder)
+        if name == "conditioners":
+            cond_dim = config.conditioning.cond_dim
+            return nn.ModuleDict({
+                "prompt": T5Conditioner(config.conditioning.prompt, cond_dim),
+                "seconds_total": NumberConditioner(config.conditioning.seconds_total, cond_dim),
+            })
+        if name == "dit":
+            return DiffusionTransformer(config.dit)
+        raise ValueError(f"unknown component {name!r}; components: {list(COMPONENTS)}")
 
     @property
     def device(self) -> torch.device:
