@@ -74,32 +74,37 @@ def bench_model(source: str, device: str = "cpu", precision: str | Precision | N
 
 
 @torch.no_grad()
-def precision_agreement(model: TextToAudioModel, precision: str | Precision, prompts: list[str] | None = None,
+def precision_agreement(model: TextToAudioModel, precisions: list[str | Precision], prompts: list[str] | None = None,
                         seconds: float | None = None, steps: int | None = None, sampler: str | None = None,
-                        seed: int = 0) -> dict[str, float]:
-    """How far a precision moves the output: the same prompts and seeds sampled with `model` (fp32, left
-    untouched) and with a copy cast or quantised to `precision`. Returns the mean over clips of the final latents'
-    cosine similarity (flattened per clip), of the decoded audio's SNR against the fp32 audio and of the SNR of its
-    STFT magnitudes, in dB, plus the worst clip of each, and the precision compared."""
+                        seed: int = 0) -> list[dict[str, float]]:
+    """How far each precision moves the output: the same prompts and seeds sampled with `model` (fp32, left
+    untouched; sampled once) and with a copy cast or quantised to the precision. Returns, per precision, the mean
+    over clips of the final latents' cosine similarity (flattened per clip), of the decoded audio's SNR against the
+    fp32 audio and of the SNR of its STFT magnitudes, in dB, plus the worst clip of each, and the precision."""
     from .generation import generate
 
     prompts = prompts or ["a warm sine tone, soft and steady", "loud white noise on the left",
                           "a rising sweep, quiet, in the center", "a drum loop at 120 bpm, punchy"]
-    plan = resolve_precision(precision, model.device, model.config)
-    other = apply_precision(copy.deepcopy(model), plan)
-    latents, audio = {}, {}
-    for name, m in (("fp32", model), ("other", other)):
+
+    def sample(m: TextToAudioModel) -> tuple[list[torch.Tensor], torch.Tensor]:
         finals: list[torch.Tensor] = []
-        audio[name] = generate(m, prompts, seconds=seconds, steps=steps, sampler=sampler, seed=seed,
-                               callback=lambda i, x, finals=finals: finals.append(x))
-        latents[name] = finals[-1].flatten(1).float()  # (B, C * T), the sampler's last state
-    cosine = torch.nn.functional.cosine_similarity(latents["fp32"], latents["other"], dim=1)  # (B,)
-    snr = torch.stack([_snr_db(a, b) for a, b in zip(audio["fp32"], audio["other"])])  # (B,)
-    spec_snr = torch.stack([_snr_db(_magnitudes(a), _magnitudes(b)) for a, b in zip(audio["fp32"], audio["other"])])
-    return {"precision": str(plan), "latent_cosine": float(cosine.mean()), "latent_cosine_min": float(cosine.min()),
-            "audio_snr_db": float(snr.mean()), "audio_snr_db_min": float(snr.min()),
-            "spectrogram_snr_db": float(spec_snr.mean()), "spectrogram_snr_db_min": float(spec_snr.min()),
-            "clips": len(prompts)}
+        audio = generate(m, prompts, seconds=seconds, steps=steps, sampler=sampler, seed=seed,
+                         callback=lambda i, x: finals.append(x))
+        return audio, finals[-1].flatten(1).float()  # clips, (B, C * T) the sampler's last state
+
+    reference_audio, reference_latents = sample(model)
+    results = []
+    for precision in precisions:
+        plan = resolve_precision(precision, model.device, model.config)
+        audio, latents = sample(apply_precision(copy.deepcopy(model), plan))
+        cosine = torch.nn.functional.cosine_similarity(reference_latents, latents, dim=1)  # (B,)
+        snr = torch.stack([_snr_db(a, b) for a, b in zip(reference_audio, audio)])  # (B,)
+        spec_snr = torch.stack([_snr_db(_magnitudes(a), _magnitudes(b)) for a, b in zip(reference_audio, audio)])
+        results.append({"precision": str(plan), "latent_cosine": float(cosine.mean()),
+                        "latent_cosine_min": float(cosine.min()), "audio_snr_db": float(snr.mean()),
+                        "audio_snr_db_min": float(snr.min()), "spectrogram_snr_db": float(spec_snr.mean()),
+                        "spectrogram_snr_db_min": float(spec_snr.min()), "clips": len(prompts)})
+    return results
 
 
 def _snr_db(reference: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

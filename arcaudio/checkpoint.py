@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -88,12 +89,10 @@ def read_state_dict(path: str | Path, convert: Convert | None = None) -> tuple[d
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        state: dict[str, torch.Tensor] = {}
+        if convert is not None:
+            return _read_safetensors_converted(path, convert)
         with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
-                tensor = f.get_tensor(key)
-                state.update(convert(key, tensor) if convert else {key: tensor})
-            return state, dict(f.metadata() or {})
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     if path.suffix not in TORCH_SUFFIXES:
         raise ValueError(f"unknown checkpoint type {path.suffix!r} for {str(path)!r}; expected .safetensors or one of "
                          f"{list(TORCH_SUFFIXES)}")
@@ -114,6 +113,36 @@ def read_state_dict(path: str | Path, convert: Convert | None = None) -> tuple[d
     for key in list(obj):
         state.update(convert(key, obj.pop(key)))
     return state, {}
+
+
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                       "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def _read_safetensors_converted(path: Path, convert: Convert) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file read tensor by tensor with plain reads into fresh memory, each converted and released
+    before the next (safe_open memory-maps the file, and every page a conversion touches would stay resident:
+    converting Stable Audio Open Small's 2 GB file that way peaked at 2.5 GB of RSS)."""
+    state: dict[str, torch.Tensor] = {}
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+        meta = header.pop("__metadata__", None) or {}
+        start = 8 + size
+        for key, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+            if entry["dtype"] not in _SAFETENSORS_DTYPES:
+                raise ValueError(f"{str(path)!r}: tensor {key!r} has dtype {entry['dtype']!r}, which arcaudio does "
+                                 f"not read ({sorted(_SAFETENSORS_DTYPES)})")
+            begin, end = entry["data_offsets"]
+            raw = torch.empty(end - begin, dtype=torch.uint8)
+            f.seek(start + begin)
+            if f.readinto(raw.numpy()) != end - begin:
+                raise ValueError(f"{str(path)!r} is truncated: tensor {key!r} runs past the end of the file")
+            tensor = raw.view(_SAFETENSORS_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+            state.update(convert(key, tensor))
+            del raw, tensor
+    return state, dict(meta)
 
 
 def read_config(path: str | Path) -> ModelConfig | None:

@@ -68,7 +68,9 @@ def test_precision_agreement_compares_the_same_seeds_and_leaves_the_model_fp32(t
     monkeypatch.setattr(precision_module, "INT8_MIN_FEATURES", 0)
     torch.manual_seed(0)
     model = bench_model("tiny")
-    result = precision_agreement(model, "int8", ["a hum", "a hiss"], seconds=0.5, steps=2, sampler="pingpong")
+    result, same = precision_agreement(model, ["int8", "fp32"], ["a hum", "a hiss"], seconds=0.5, steps=2,
+                                       sampler="pingpong")
+    assert same["latent_cosine_min"] > 1 - 1e-6 and same["spectrogram_snr_db_min"] > 100  # fp32 against itself
     assert result["clips"] == 2 and 0.9 < result["latent_cosine_min"] <= result["latent_cosine"] <= 1.0 + 1e-6
     assert 5 < result["audio_snr_db_min"] <= result["audio_snr_db"] < 200
     assert result["precision"] == "text_encoder=fp32,dit=int8,decoder=fp32"

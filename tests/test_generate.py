@@ -196,6 +196,6 @@ def test_cli_passes_the_sampler_and_guidance_options(tmp_path):
     assert main(argv) == 0
     written, _ = sf.read(next(tmp_path.glob("*.wav")), dtype="float32", always_2d=True)  # (L, 2)
     torch.manual_seed(0)
-    want = generate(load("tiny", precision="auto"), ["hum"], seconds=0.5, steps=3, sampler="dpmpp", cfg_scale=3.0, seed=4,
-                    negative_prompt="buzz", cfg_interval=(0.2, 0.9), cfg_rescale=0.5)[0]  # (2, L)
+    want = generate(load("tiny", precision="auto"), ["hum"], seconds=0.5, steps=3, sampler="dpmpp", cfg_scale=3.0,
+                    seed=4, negative_prompt="buzz", cfg_interval=(0.2, 0.9), cfg_rescale=0.5)[0]  # (2, L)
     assert np.abs(written.T - want.clamp(-1, 1).numpy()).max() < 2 / 2**15  # 16-bit WAV

@@ -153,3 +153,21 @@ def test_generate_cli_takes_and_reports_a_precision(tmp_path, capsys):
     assert "text_encoder=bf16,dit=fp32,decoder=fp32 on cpu" in capsys.readouterr().err
     assert main(["generate", str(path), "a hum", "--precision", "fp16", "--out", str(tmp_path / "o2")]) == 2
     assert "fp16 is not used on a CPU" in capsys.readouterr().err
+
+
+def test_reading_tensor_by_tensor_gives_what_safetensors_gives(tmp_path):
+    from arcaudio.checkpoint import read_state_dict
+
+    tensors = {"a": torch.randn(3, 4), "b": torch.randn(5).bfloat16(), "d": torch.tensor([True, False]),
+               "c": torch.arange(6, dtype=torch.int8).view(2, 3), "e": torch.zeros(0), "f": torch.randn(2, 2).half()}
+    path = save_safetensors(tmp_path / "t.safetensors", tensors, {"note": "x"})
+    plain, meta = read_state_dict(path)
+    seen = []
+    converted, meta_converted = read_state_dict(path, convert=lambda k, t: (seen.append(k), {k: t.clone()})[1])
+    assert meta_converted == meta and meta["note"] == "x" and sorted(seen) == sorted(tensors)
+    for key, value in tensors.items():
+        assert converted[key].dtype == value.dtype and torch.equal(converted[key], plain[key]), key
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(ValueError, match="truncated"):
+        read_state_dict(cut, convert=lambda k, t: {k: t})

@@ -44,14 +44,14 @@ def _agreement(args: argparse.Namespace) -> int:
     # a preset has no weights: random ones; a checkpoint is compared on its own trained weights
     model = (bench_model(args.model, device=args.device) if args.model in PRESETS
              else load(args.model, device=args.device, t5=args.t5, encoder=False))
-    results = []
-    for precision in args.precision:
-        result = precision_agreement(model, precision, seconds=args.seconds, steps=args.steps, sampler=args.sampler)
+    results = precision_agreement(model, args.precision, seconds=args.seconds, steps=args.steps,
+                                  sampler=args.sampler)
+    for precision, result in zip(args.precision, results):
+        result["asked"] = precision
         print(f"{args.model}: {precision} ({result['precision']}) against fp32, same seeds, {result['clips']} clips: "
               f"latent cosine {result['latent_cosine']:.5f} (min {result['latent_cosine_min']:.5f}), audio SNR "
               f"{result['audio_snr_db']:.1f} dB (min {result['audio_snr_db_min']:.1f} dB), spectrogram SNR "
               f"{result['spectrogram_snr_db']:.1f} dB (min {result['spectrogram_snr_db_min']:.1f} dB)", flush=True)
-        results.append({**result, "asked": precision})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
