@@ -74,6 +74,18 @@ def bench_model(source: str, device: str = "cpu", precision: str | Precision | N
 
 
 @torch.no_grad()
+def fill_zero_weights(model: torch.nn.Module, std: float = 0.02, seed: int = 0) -> torch.nn.Module:
+    """Give every all-zero weight matrix or kernel (the zero-initialised output layers of a fresh DiT, whose
+    blocks are then identities) N(0, std^2) values, in place, so that a comparison on random weights sees every
+    layer. Returns the model."""
+    generator = torch.Generator().manual_seed(seed)
+    for param in model.parameters():
+        if param.ndim >= 2 and param.is_floating_point() and not param.any():
+            param.copy_(torch.randn(param.shape, generator=generator) * std)
+    return model
+
+
+@torch.no_grad()
 def precision_agreement(model: TextToAudioModel, precisions: list[str | Precision], prompts: list[str] | None = None,
                         seconds: float | None = None, steps: int | None = None, sampler: str | None = None,
                         seed: int = 0) -> list[dict[str, float]]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import arcaudio.precision as precision_module
-from arcaudio.bench import bench_model, benchmark, precision_agreement
+from arcaudio.bench import bench_model, benchmark, fill_zero_weights, precision_agreement
 from arcaudio.cli import main
 from arcaudio.nn.int8_linear import Int8Linear
 
@@ -67,7 +67,7 @@ def test_int8_quantises_the_dit_linears_and_keeps_its_output(monkeypatch):
 def test_precision_agreement_compares_the_same_seeds_and_leaves_the_model_fp32(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(precision_module, "INT8_MIN_FEATURES", 0)
     torch.manual_seed(0)
-    model = bench_model("tiny")
+    model = fill_zero_weights(bench_model("tiny"))
     result, same = precision_agreement(model, ["int8", "fp32"], ["a hum", "a hiss"], seconds=0.5, steps=2,
                                        sampler="pingpong")
     assert same["latent_cosine_min"] > 1 - 1e-6 and same["spectrogram_snr_db_min"] > 100  # fp32 against itself
@@ -88,3 +88,12 @@ def test_snr_is_the_literal_power_ratio():
 
     x = torch.ones(2, 100)
     assert abs(float(_snr_db(x, x + 0.1)) - 20.0) < 1e-4  # power 1 against 0.01
+
+
+def test_fill_zero_weights_makes_a_fresh_dits_blocks_count():
+    model = bench_model("tiny")
+    zero = [n for n, p in model.named_parameters() if p.ndim >= 2 and not p.any()]
+    assert "dit.postprocess_conv.weight" in zero and any(".ff.ff.2." in n for n in zero)
+    fill_zero_weights(model)
+    params = dict(model.named_parameters())
+    assert all(params[n].any() and 0.01 < float(params[n].std()) < 0.03 for n in zero)

@@ -37,12 +37,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _agreement(args: argparse.Namespace) -> int:
-    from ..bench import bench_model, precision_agreement
+    from ..bench import bench_model, fill_zero_weights, precision_agreement
     from ..config import PRESETS
     from ..loading import load
 
-    # a preset has no weights: random ones; a checkpoint is compared on its own trained weights
-    model = (bench_model(args.model, device=args.device) if args.model in PRESETS
+    # a preset has no weights: random ones, its zero-initialised layers filled too (else a fresh DiT's blocks are
+    # identities and its int8 layers change nothing); a checkpoint is compared on its own trained weights
+    model = (fill_zero_weights(bench_model(args.model, device=args.device)) if args.model in PRESETS
              else load(args.model, device=args.device, t5=args.t5, encoder=False))
     results = precision_agreement(model, args.precision, seconds=args.seconds, steps=args.steps,
                                   sampler=args.sampler)
