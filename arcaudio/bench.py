@@ -43,6 +43,8 @@ class BenchResult:
     total_s: float
     peak_memory_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set so far
     repeats: int
+    warmup_s: float = 0.0  # the warm-up generations, where a compiled model compiles (not in the medians)
+    compile_mode: str | None = None  # torch.compile mode (arcaudio.compilation), None: eager
 
     @property
     def realtime_factor(self) -> float:
@@ -57,6 +59,8 @@ class BenchResult:
                 f"{self.sampler} {self.steps} steps, CFG {self.cfg_scale:g}; medians of {self.repeats}")
         lines = [head] + [f"  {name:<22}{value * 1000:>10.1f} ms" for name, value in rows]
         lines.append(f"  real-time factor {self.realtime_factor:.1f}x, peak memory {self.peak_memory_mb:.0f} MB")
+        if self.compile_mode:
+            lines.append(f"  compiled ({self.compile_mode}): warm-up with compilation {self.warmup_s:.1f} s")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -176,6 +180,7 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
         torch.cuda.reset_peak_memory_stats(device)
     times: dict[str, list[float]] = {"text": [], "step": [], "sampling": [], "decoder": [], "total": []}
 
+    warmup_s = 0.0
     for run in range(warmup + repeats):
         steps_clock = _StepClock(device)
         t0 = _now(device)
@@ -189,7 +194,9 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
         t2 = _now(device)
         model.autoencoder.decode(latents, chunk_frames=decode_chunk)
         t3 = _now(device)
-        if run >= warmup:
+        if run < warmup:
+            warmup_s += t3 - t0
+        else:
             times["text"].append(t1 - t0)
             times["step"].append(statistics.median(steps_clock.times))
             times["sampling"].append(t2 - t1)
@@ -198,4 +205,5 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
     med = {k: statistics.median(v) for k, v in times.items()}
     return BenchResult(name, str(device), str(precision_of(model)), hardware(device).describe(), batch, seconds,
                        settings.steps, settings.sampler, settings.cfg_scale, med["text"], med["step"],
-                       med["sampling"], med["decoder"], med["total"], _peak_memory_mb(device), repeats)
+                       med["sampling"], med["decoder"], med["total"], _peak_memory_mb(device), repeats, warmup_s,
+                       getattr(model, "compile_mode", None))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .options import add_precision_argument, add_sampler_argument
+from .options import add_compile_argument, add_precision_argument, add_sampler_argument
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -24,6 +24,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"{torch.get_num_threads()} threads", file=sys.stderr)
     for precision in args.precision:
         model = bench_model(args.model, device=args.device, precision=precision)
+        if args.compile:
+            from ..compilation import compile_model
+
+            compile_model(model, None if args.compile == "auto" else args.compile)
         result = benchmark(model, name=args.model, batch=args.batch, seconds=args.seconds, steps=args.steps,
                            sampler=args.sampler, cfg_scale=args.cfg_scale, repeats=args.repeats, warmup=args.warmup,
                            decode_chunk=args.decode_chunk)
@@ -72,6 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_sampler_argument(p)
     p.add_argument("--cfg-scale", type=float)
     p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
+    add_compile_argument(p)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")

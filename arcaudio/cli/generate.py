@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .options import add_guidance_arguments, add_precision_argument, add_sampler_argument
+from .options import add_compile_argument, add_guidance_arguments, add_precision_argument, add_sampler_argument
 
 DEMO_PROMPTS = ["a loud plucked sine tone at A4, panned left", "quiet pink noise, slowly swelling, on the right",
                 "a punchy drum loop at 120 bpm, centered", "a soft rising sweep, sustained, on the left side",
@@ -72,6 +72,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
                  encoder=args.init_audio is not None)
     print(f"arcaudio generate: {model_name} in {precision_of(model)} on {hardware(model.device).describe()}",
           file=sys.stderr)
+    if args.compile:
+        from ..compilation import compile_model
+
+        compile_model(model, None if args.compile == "auto" else args.compile)
+        print(f"arcaudio generate: compiling the DiT and the decoder ({model.compile_mode}) on first use",
+              file=sys.stderr)
     seconds = args.seconds
     init = None
     if args.init_audio:
@@ -159,6 +165,7 @@ def add_parser(sub) -> None:
     p.add_argument("--t5", help="local folder of the T5 text encoder (default: look up the config's name locally)")
     p.add_argument("--device", default=None)
     add_precision_argument(p)
+    add_compile_argument(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("demo", help="generate a few clips with the built-in default model, with spectrograms")

@@ -34,3 +34,12 @@ def add_precision_argument(p: argparse.ArgumentParser, several: bool = False) ->
                    help=f"per component (text encoder, DiT, decoder): {', '.join(PRECISION_NAMES)}, or e.g. "
                         "'text_encoder=bf16,dit=int8,decoder=fp32'. auto (default): the fastest that keeps quality "
                         "on this machine's hardware (int8 DiT on AVX2/VNNI CPUs, bf16 where the CPU or GPU has it)")
+
+
+COMPILE_NAMES = ("auto", "default", "reduce-overhead", "max-autotune")  # = "auto" + arcaudio.compilation.COMPILE_MODES
+
+
+def add_compile_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", nargs="?", const="auto", choices=COMPILE_NAMES,
+                   help="torch.compile the DiT and the decoder (auto: max-autotune with CUDA graphs on a GPU, the "
+                        "default mode on a CPU); the first generation compiles (tens of seconds, then cached)")

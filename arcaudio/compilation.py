@@ -1,0 +1,42 @@
+"""Compiled generation: the DiT and the decoder through `torch.compile`, with the mode chosen by the device.
+
+- CUDA: `mode="max-autotune"`: Triton kernels tuned per shape and the calls captured as CUDA graphs, so a DiT step
+  is one graph launch instead of hundreds of kernel launches (at batch 1 on a large GPU the launches are most of
+  the time).
+- CPU: the default mode: inductor's C++ kernels fuse SnakeBeta and the residual adds around oneDNN's convolutions
+  (measured on the bf16 Oobleck decoder at Stable Audio Open Small's size, AVX-512 BF16, 2 threads: 4.0 s against
+  4.9 s eager, after 29 s of compilation).
+Shapes are static (`dynamic=False`): each new batch size or clip length compiles again, then hits the cache
+(torch's inductor cache persists across processes). Compiling pays in a server or a long session, not for one
+clip from the command line.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .models.text_to_audio import TextToAudioModel
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def default_compile_mode(device: torch.device) -> str:
+    """max-autotune (kernels tuned and captured as CUDA graphs) on CUDA, the default mode elsewhere (CUDA graphs
+    do not exist there, and autotuning on a CPU costs minutes for a few percent)."""
+    return "max-autotune" if device.type == "cuda" else "default"
+
+
+def compile_model(model: TextToAudioModel, mode: str | None = None) -> TextToAudioModel:
+    """Compile, in place, the DiT's and the decoder's forward (see the module docstring); the first call of each
+    compiles. `mode`: one of COMPILE_MODES, default `default_compile_mode(model.device)`. Returns the model.
+
+    Raises:
+        ValueError: for an unknown mode.
+    """
+    mode = mode or default_compile_mode(model.device)
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {list(COMPILE_MODES)}, got {mode!r}")
+    for module in (model.dit, model.autoencoder.decoder):
+        module.forward = torch.compile(module.forward, mode=mode, dynamic=False)
+    model.compile_mode = mode
+    return model
