@@ -7,6 +7,7 @@ over the target, so an interrupted write never leaves a half-written file behind
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -89,10 +90,11 @@ def read_state_dict(path: str | Path, convert: Convert | None = None) -> tuple[d
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        if convert is not None:
-            return _read_safetensors_converted(path, convert)
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        with _readable_safetensors(path):
+            if convert is not None:
+                return _read_safetensors_converted(path, convert)
+            with safe_open(str(path), framework="pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     if path.suffix not in TORCH_SUFFIXES:
         raise ValueError(f"unknown checkpoint type {path.suffix!r} for {str(path)!r}; expected .safetensors or one of "
                          f"{list(TORCH_SUFFIXES)}")
@@ -149,9 +151,20 @@ def read_config(path: str | Path) -> ModelConfig | None:
     """The ModelConfig stored in an arcaudio safetensors file's metadata, or None if it has none."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
+    with _readable_safetensors(path), safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     return ModelConfig.from_json(meta[CONFIG_KEY]) if CONFIG_KEY in meta else None
+
+
+@contextlib.contextmanager
+def _readable_safetensors(path: str | Path):
+    """Turn a damaged or non-safetensors file's low-level error into a ValueError that names the file."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (SafetensorError, json.JSONDecodeError, struct.error, UnicodeDecodeError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file (damaged or truncated?): {err}") from err
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from .models.text_to_audio import TextToAudioModel
+from .models.text_to_audio import Conditioning, TextToAudioModel
 from .sampling import SAMPLERS, Callback, batch_randn, cfg_velocity, check_guidance, rf_schedule
 
 DEFAULTS = {  # objective -> (sampler, steps, cfg_scale)
@@ -131,49 +132,36 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     frames at a time, for less memory (AudioAutoencoder.decode).
     Returns a list of (channels, round(seconds * sample_rate)) float tensors on the model's device.
     """
-    config = model.config
     prompts = _check_prompts(prompts, "prompts")
-    seconds = resolve_seconds(config, seconds)
-    settings = sampling_settings(config.objective, sampler, steps, cfg_scale)
-    check_guidance(settings.cfg_scale, cfg_interval, cfg_rescale)
+    sampling_settings(model.config.objective, sampler, steps, cfg_scale)  # bad settings fail before any work
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    negatives = None
     if negative_prompt is not None:
         negatives = _check_prompts(negative_prompt, "negative_prompt")
-        if len(negatives) == 1:
-            negatives = negatives * len(prompts)
-        if len(negatives) != len(prompts):
+        if len(negatives) not in (1, len(prompts)):
             raise ValueError(f"got {len(negatives)} negative prompts for {len(prompts)} prompts; give one for all, "
                              "or one per prompt")
-        if settings.cfg_scale == 1.0:
+        negative_prompt = negatives * len(prompts) if len(negatives) == 1 else negatives
+        if sampling_settings(model.config.objective, sampler, steps, cfg_scale).cfg_scale == 1.0:
             warnings.warn("negative_prompt has no effect without guidance (cfg_scale 1); set cfg_scale to use it",
                           UserWarning, stacklevel=3)
-    if init_posterior not in INIT_POSTERIORS:
-        raise ValueError(f"init_posterior must be one of {list(INIT_POSTERIORS)}, got {init_posterior!r}")
     if init_audio is not None:
-        if not (isinstance(strength, (int, float)) and 0 < strength <= 1):
-            raise ValueError(f"strength must be in (0, 1], got {strength!r}")
         if isinstance(init_audio, torch.Tensor):
             init_audio = [init_audio] * len(prompts)
         if len(init_audio) != len(prompts):
             raise ValueError(f"got {len(init_audio)} init audio clips for {len(prompts)} prompts; give one for all, "
                              "or one per prompt")
-        for i, clip in enumerate(init_audio):
-            _check_init_clip(config, i, clip)
-    for i, n, limit in truncated_prompts(model, prompts):
-        warnings.warn(f"prompt {i} ({prompts[i][:40]!r}...) has {n} tokens; the text encoder takes {limit}, so it "
-                      f"was truncated", UserWarning, stacklevel=3)  # past the no_grad wrapper
-
+    seconds = resolve_seconds(model.config, seconds)
+    _warn_truncated(model, prompts)
     batch_size = batch_size or len(prompts)
-    guidance = {"cfg_interval": cfg_interval, "cfg_rescale": cfg_rescale}
     clips: list[torch.Tensor] = []
     for start in range(0, len(prompts), batch_size):
-        chunk = range(start, min(start + batch_size, len(prompts)))
-        init = None if init_audio is None or strength >= 1 else [init_audio[i] for i in chunk]  # 1: input unused
-        negative = None if negatives is None else [negatives[i] for i in chunk]
-        clips += _generate_batch(model, [prompts[i] for i in chunk], seconds, settings, seed + start, callback,
-                                 init, float(strength), init_posterior, decode_chunk, negative, guidance)
+        chunk = slice(start, min(start + batch_size, len(prompts)))
+        conditioning = _condition(model, prompts[chunk], seconds,
+                                  None if negative_prompt is None else negative_prompt[chunk])
+        latents = sample(model, conditioning, seed + start, steps, sampler, cfg_scale, cfg_interval, cfg_rescale,
+                         None if init_audio is None else init_audio[chunk], strength, init_posterior, callback)
+        clips += decode(model, latents, conditioning.seconds, decode_chunk)
     return clips
 
 
@@ -187,27 +175,124 @@ def _check_prompts(prompts: Sequence[str] | str, name: str) -> list[str]:
     return prompts
 
 
-def _generate_batch(model: TextToAudioModel, prompts: list[str], seconds: float, settings: SamplingSettings,
-                    seed: int, callback: Callback | None, init_audio: list[torch.Tensor] | None, strength: float,
-                    init_posterior: str, decode_chunk: int | None, negative: list[str] | None,
-                    guidance: dict) -> list[torch.Tensor]:
-    """Noise, then the input's latents (with their posterior draw), then the sampler's draws: per clip, in the
-    order stable-audio-tools draws them."""
+class GenerationCancelled(Exception):
+    """Raised by a sampling callback to stop a generation between steps (the server's cancel)."""
+
+
+@dataclass
+class PromptConditioning:
+    """Stage 1 of generation: B prompts at one length, through the text encoder and the seconds conditioner once.
+    Reusable: sampling it again with other seeds, steps, sampler or guidance skips the text encoder.
+    `cond` / `negative`: Conditioning with batch B; `negative` is the negative prompts' (None: the empty prompt)."""
+
+    prompts: list[str]
+    seconds: float
+    cond: Conditioning
+    negative: Conditioning | None = None
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def repeat(self, n: int) -> PromptConditioning:
+        """Each prompt n times in a row (B * n items): n variations of every prompt in one forward pass."""
+        index = torch.arange(len(self)).repeat_interleave(n)  # (B * n,)
+        return PromptConditioning([self.prompts[i] for i in index.tolist()], self.seconds, _take(self.cond, index),
+                                  None if self.negative is None else _take(self.negative, index))
+
+
+def _take(cond: Conditioning, index: torch.Tensor) -> Conditioning:
+    index = index.to(cond.cross_attn_cond.device)
+    return Conditioning(cond.cross_attn_cond[index], cond.global_cond[index], cond.prompt_mask[index],
+                        cond.global_prompt_from)
+
+
+@torch.no_grad()
+def condition(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: float | None = None,
+              negative_prompt: str | Sequence[str] | None = None) -> PromptConditioning:
+    """Stage 1: encode prompts (and negative prompts: one for all, or one each) for clips of `seconds` (default:
+    the model's window). Prompts longer than the text encoder takes are truncated, with a UserWarning naming them."""
+    prompts = _check_prompts(prompts, "prompts")
+    seconds = resolve_seconds(model.config, seconds)
+    negatives = None
+    if negative_prompt is not None:
+        negatives = _check_prompts(negative_prompt, "negative_prompt")
+        if len(negatives) == 1:
+            negatives = negatives * len(prompts)
+        if len(negatives) != len(prompts):
+            raise ValueError(f"got {len(negatives)} negative prompts for {len(prompts)} prompts; give one for all, "
+                             "or one per prompt")
+    _warn_truncated(model, prompts)
+    return _condition(model, prompts, seconds, negatives)
+
+
+def _condition(model: TextToAudioModel, prompts: list[str], seconds: float,
+               negatives: list[str] | None) -> PromptConditioning:
+    return PromptConditioning(prompts, seconds, model.condition(prompts, seconds),
+                              None if negatives is None else model.condition(negatives, seconds))
+
+
+def _warn_truncated(model: TextToAudioModel, prompts: list[str]) -> None:
+    for i, n, limit in truncated_prompts(model, prompts):
+        warnings.warn(f"prompt {i} ({prompts[i][:40]!r}...) has {n} tokens; the text encoder takes {limit}, so it "
+                      f"was truncated", UserWarning, stacklevel=4)  # past condition/generate and no_grad
+
+
+@torch.no_grad()
+def sample(model: TextToAudioModel, conditioning: PromptConditioning, seeds: Sequence[int] | int = 0,
+           steps: int | None = None, sampler: str | None = None, cfg_scale: float | None = None,
+           cfg_interval: tuple[float, float] = (0.0, 1.0), cfg_rescale: float = 0.0,
+           init_audio: Sequence[torch.Tensor] | None = None, strength: float = 1.0, init_posterior: str = "mean",
+           callback: Callback | None = None) -> torch.Tensor:
+    """Stage 2: latents (B, C, T) for B = len(conditioning). Item i draws its noise from seed `seeds[i]` alone (an
+    int: seeds + i), so it is the same whichever items share its batch. `callback(i, x)` runs after every step and
+    may raise GenerationCancelled to stop. `init_audio` (one (C, L) clip per item) with `strength` < 1:
+    audio-to-audio (see `generate`)."""
     config = model.config
-    device = model.device
-    dtype = model.dit.preprocess_conv.weight.dtype
-    cond = model.condition(prompts, seconds)
-    negative_cond = None if negative is None else model.condition(negative, seconds)
-    generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(len(prompts))]
-    shape = (len(prompts), config.dit.io_channels, config.latent_length)
-    x = batch_randn(shape, generators, device, dtype)  # (B, C, T) at t = 1
-    ts = settings.schedule()  # (steps + 1,) from 1 down to 0
+    settings = sampling_settings(config.objective, sampler, steps, cfg_scale)
+    check_guidance(settings.cfg_scale, cfg_interval, cfg_rescale)
+    b = len(conditioning)
+    seeds = [seeds + i for i in range(b)] if isinstance(seeds, int) else list(seeds)
+    if len(seeds) != b:
+        raise ValueError(f"got {len(seeds)} seeds for {b} clips; give one seed (item i uses seed + i) or one each")
+    if init_posterior not in INIT_POSTERIORS:
+        raise ValueError(f"init_posterior must be one of {list(INIT_POSTERIORS)}, got {init_posterior!r}")
     if init_audio is not None:
+        if not (isinstance(strength, (int, float)) and 0 < strength <= 1):
+            raise ValueError(f"strength must be in (0, 1], got {strength!r}")
+        if len(init_audio) != b:
+            raise ValueError(f"got {len(init_audio)} init audio clips for {b} prompts; give one per prompt")
+        for i, clip in enumerate(init_audio):
+            _check_init_clip(config, i, clip)
+        if strength >= 1:
+            init_audio = None  # 1: the input is unused (plain text-to-audio, bit for bit)
+    device, dtype = model.device, model.dit.preprocess_conv.weight.dtype
+    generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+    x = batch_randn((b, config.dit.io_channels, config.latent_length), generators, device, dtype)  # (B, C, T), t=1
+    ts = settings.schedule()  # (steps + 1,) from 1 down to 0
+    if init_audio is not None:  # noise, then the input's latents (with their posterior draw): the reference's order
         init_latents = encode_init_audio(model, init_audio, init_posterior, generators)  # (B, C, T)
         ts = settings.schedule(strength)  # the grid respaced from t = strength
         x = init_latents.to(dtype) * (1 - strength) + x * strength  # (1 - s) z + s noise, as the reference has it
-    model_fn = cfg_velocity(model, cond, settings.cfg_scale, negative=negative_cond, **guidance)
-    latents = settings.sample_fn(model_fn, x, ts, generator=generators, callback=callback)  # (B, C, T)
+    model_fn = cfg_velocity(model, conditioning.cond, settings.cfg_scale, negative=conditioning.negative,
+                            cfg_interval=cfg_interval, cfg_rescale=cfg_rescale)
+    return settings.sample_fn(model_fn, x, ts, generator=generators, callback=callback)  # (B, C, T)
+
+
+@torch.no_grad()
+def decode(model: TextToAudioModel, latents: torch.Tensor, seconds: float | None = None,
+           decode_chunk: int | None = None) -> list[torch.Tensor]:
+    """Stage 3: latents (B, C, T) -> B clips (channels, round(seconds * sample_rate)) float32 on the model's device.
+
+    Raises:
+        FloatingPointError: when a clip is not finite (NaN or inf), naming it: nothing is written or sent.
+    """
+    config = model.config
+    seconds = resolve_seconds(config, seconds)
     audio = model.autoencoder.decode(latents, chunk_frames=decode_chunk).float()  # (B, channels, sample_size)
     length = round(seconds * config.sample_rate)
-    return [clip[:, :length] for clip in audio]
+    clips = [clip[:, :length] for clip in audio]
+    bad = [i for i, clip in enumerate(clips) if not torch.isfinite(clip).all()]
+    if bad:
+        raise FloatingPointError(f"generated audio of clip(s) {bad} is not finite (NaN or inf); check the model's "
+                                 "weights and the sampling settings")
+    return clips

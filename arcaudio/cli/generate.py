@@ -66,6 +66,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..generation import generate, load_init_audio, resolve_seconds, sampling_settings
     from ..loading import load
     from ..precision import hardware, precision_of
+    from ..sampling import check_guidance
 
     model_name, prompts = split_model_and_prompts(args)
     model = load(model_name, device=args.device, t5=args.t5, precision=args.precision,
@@ -88,6 +89,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("--strength applies to audio-to-audio; give --init-audio FILE too")
 
     resolve_seconds(model.config, seconds)  # bad input fails before the progress bar appears
+    check_guidance(sampling_settings(model.config.objective, args.sampler, args.steps, args.cfg_scale).cfg_scale,
+                   args.cfg_interval, args.cfg_rescale)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm

@@ -128,8 +128,29 @@ def write_audio(path: str | Path, audio: torch.Tensor, sample_rate: int) -> Path
     path = Path(path)
     if path.suffix.lower() not in WRITE_FORMATS:
         raise ValueError(f"cannot write {path.suffix!r} audio; choose one of {sorted(WRITE_FORMATS)}")
+    fmt, subtype = WRITE_FORMATS[path.suffix.lower()]
+    data = _pcm_ready(audio)  # (L, C)
+    return atomic_write(path, lambda tmp: sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt))
+
+
+def audio_bytes(audio: torch.Tensor, sample_rate: int, fmt: str = "wav") -> bytes:
+    """(C, L) audio, clipped to [-1, 1], as the bytes of a 16-bit WAV or FLAC file (`fmt` "wav" or "flac")."""
+    import io
+
+    import soundfile as sf
+
+    if f".{fmt}" not in WRITE_FORMATS:
+        raise ValueError(f"cannot encode {fmt!r} audio; choose one of {sorted(s[1:] for s in WRITE_FORMATS)}")
+    container, subtype = WRITE_FORMATS[f".{fmt}"]
+    buffer = io.BytesIO()
+    sf.write(buffer, _pcm_ready(audio), sample_rate, subtype=subtype, format=container)
+    return buffer.getvalue()
+
+
+def _pcm_ready(audio: torch.Tensor):
+    """(C, L) finite audio -> (L, C) float32 numpy clipped to [-1, 1]; non-finite audio is refused, not written."""
     if audio.ndim != 2:
         raise ValueError(f"audio must be (channels, samples), got shape {tuple(audio.shape)}")
-    fmt, subtype = WRITE_FORMATS[path.suffix.lower()]
-    data = audio.detach().float().clamp(-1, 1).T.cpu().numpy()  # (L, C)
-    return atomic_write(path, lambda tmp: sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt))
+    if not torch.isfinite(audio).all():
+        raise ValueError("audio contains NaN or inf samples; refusing to write it")
+    return audio.detach().float().clamp(-1, 1).T.cpu().numpy()
