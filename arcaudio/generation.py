@@ -64,9 +64,16 @@ def truncated_prompts(model: TextToAudioModel, prompts: Sequence[str]) -> list[t
 def load_init_audio(path: str | Path, model: TextToAudioModel) -> torch.Tensor:
     """Read an audio file for audio-to-audio: resampled to the model's rate and converted to its channel count.
     Returns (channels, L) float32. Raises AudioReadError (a ValueError) naming the file and the reason."""
-    from .data.audio import read_audio, resample, to_channels
+    from .data.audio import read_audio
 
     audio, sample_rate = read_audio(path)  # (C, L)
+    return prepare_init_audio(audio, sample_rate, model)
+
+
+def prepare_init_audio(audio: torch.Tensor, sample_rate: int, model: TextToAudioModel) -> torch.Tensor:
+    """Decoded audio (C, L) at `sample_rate` -> (channels, L') float32 at the model's rate and channel count."""
+    from .data.audio import resample, to_channels
+
     return to_channels(resample(audio, sample_rate, model.config.sample_rate), model.config.autoencoder.io_channels)
 
 
@@ -195,9 +202,13 @@ class PromptConditioning:
 
     def repeat(self, n: int) -> PromptConditioning:
         """Each prompt n times in a row (B * n items): n variations of every prompt in one forward pass."""
-        index = torch.arange(len(self)).repeat_interleave(n)  # (B * n,)
-        return PromptConditioning([self.prompts[i] for i in index.tolist()], self.seconds, _take(self.cond, index),
-                                  None if self.negative is None else _take(self.negative, index))
+        return self.select(torch.arange(len(self)).repeat_interleave(n).tolist())
+
+    def select(self, index: Sequence[int]) -> PromptConditioning:
+        """Items `index` (repeats allowed), in that order: one encoding of each distinct prompt, any batch."""
+        rows = torch.as_tensor(list(index), dtype=torch.long)  # (B',)
+        return PromptConditioning([self.prompts[i] for i in rows.tolist()], self.seconds, _take(self.cond, rows),
+                                  None if self.negative is None else _take(self.negative, rows))
 
 
 def _take(cond: Conditioning, index: torch.Tensor) -> Conditioning:

@@ -5,6 +5,7 @@
     arcaudio convert model_dir model.safetensors  # stable-audio-tools -> arcaudio (or --to sao)
     arcaudio bench sao-small --precision auto fp32   # time each stage of generation
     arcaudio demo                                 # what `make demo` runs
+    arcaudio serve                                # web page + HTTP API on http://127.0.0.1:8000/
 
 Each subcommand lives in its own module with an `add_parser(subparsers)` function.
 """
@@ -15,9 +16,9 @@ import argparse
 import logging
 import sys
 
-from . import arc, bench, encode, evaluate, generate, models, synth, train
+from . import arc, bench, encode, evaluate, generate, models, serve, synth, train
 
-COMMANDS = [models, generate, bench, train, arc, encode, synth, evaluate]
+COMMANDS = [models, generate, serve, bench, train, arc, encode, synth, evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,14 +45,28 @@ def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
         raise AudioReadError(path, f"this libsndfile ({sf.__libsndfile_version__}) cannot decode {fmt} "
                                    f"({path.suffix} files); install a libsndfile built with {fmt} support "
                                    "(MP3 needs libsndfile >= 1.1) or convert the file to WAV/FLAC")
+    return _decode(str(path), path)
+
+
+def read_audio_bytes(data: bytes, name: str = "upload") -> tuple[torch.Tensor, int]:
+    """`read_audio` for the bytes of an audio file held in memory (an upload: no name of the client's ever
+    reaches the filesystem). `name` only labels errors. Raises AudioReadError as read_audio does."""
+    import io
+
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, label: str | Path) -> tuple[torch.Tensor, int]:
+    import soundfile as sf
+
     try:
-        data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (L, C)
+        data, sample_rate = sf.read(source, dtype="float32", always_2d=True)  # (L, C)
     except (sf.SoundFileError, RuntimeError, OSError) as err:
-        raise AudioReadError(path, f"unreadable ({err})") from err
+        raise AudioReadError(label, f"unreadable ({err})") from err
     if data.shape[0] == 0 or data.shape[1] == 0:
-        raise AudioReadError(path, f"empty ({data.shape[0]} samples, {data.shape[1]} channels)")
+        raise AudioReadError(label, f"empty ({data.shape[0]} samples, {data.shape[1]} channels)")
     if not np.isfinite(data).all():
-        raise AudioReadError(path, f"{int((~np.isfinite(data)).sum())} non-finite (NaN or infinite) sample values")
+        raise AudioReadError(label, f"{int((~np.isfinite(data)).sum())} non-finite (NaN or infinite) sample values")
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sample_rate)
 
 

@@ -60,7 +60,12 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
+def spectrogram_png(audio: torch.Tensor, sample_rate: int, height: int = 256) -> bytes:
+    """The spectrogram picture of (C, L) audio as PNG bytes."""
+    return encode_png(colourise(spectrogram_db(audio, sample_rate, height=height)))
+
+
 def write_spectrogram(path: str | Path, audio: torch.Tensor, sample_rate: int, height: int = 256) -> Path:
     """Atomically write the spectrogram picture of (C, L) audio to a PNG file; returns its path."""
-    png = encode_png(colourise(spectrogram_db(audio, sample_rate, height=height)))
+    png = spectrogram_png(audio, sample_rate, height)
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(png))
