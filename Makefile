@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-all lint mutation clean
+.PHONY: install demo test test-all browser-deps lint mutation clean
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,13 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-test-all: install
+# the browser test drives headless Chromium from Debian's packages: installed here where missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver)
+
+test-all: install browser-deps
 	$(PY) -m pytest -q -m ""
 
 # mutants of flow.py, sampling.py and the ARC losses / stage against the tests that cover them (pyproject's
