@@ -89,3 +89,25 @@ def test_the_page_generates_playable_audio_with_spectrograms(server_url, browser
     assert "white noise on the left" in browser.find_element(By.ID, "history").text
     if os.environ.get("ARCAUDIO_SCREENSHOT"):
         browser.save_screenshot(os.environ["ARCAUDIO_SCREENSHOT"])
+
+
+def test_the_page_turns_a_dropped_file_into_audio(server_url, browser, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    t = np.arange(22050) / 22050
+    sf.write(tmp_path / "voice.wav", 0.3 * np.sin(2 * np.pi * 180 * t) * (t < 0.5), 22050)
+    wait = WebDriverWait(browser, 60)
+    browser.get(server_url)
+    wait.until(lambda d: "default" in d.find_element(By.ID, "model-info").text)
+    browser.find_element(By.ID, "file").send_keys(str(tmp_path / "voice.wav"))  # what a drop or a pick does
+    wait.until(ec.text_to_be_present_in_element((By.ID, "input-info"), "input: voice.wav"))
+    browser.find_element(By.ID, "generate").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "clip(s) in"))
+    assert "from input, strength 0.5" in browser.find_element(By.CSS_SELECTOR, "#results h2").text
+    audio = browser.find_element(By.CSS_SELECTOR, "#results audio")
+    wait.until(lambda d: d.execute_script("return arguments[0].readyState", audio) >= 1)
+    assert abs(browser.execute_script("return arguments[0].duration", audio) - 1.0) < 0.05  # the input's length

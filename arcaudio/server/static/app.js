@@ -36,8 +36,9 @@ async function loadInfo() {
 }
 
 // ---------------------------------------------------------------- input audio: a file or the microphone
-function useInput(blob, label) {
+function useInput({ blob, duration }, label) {
   inputWav = blob;
+  if (info) $("seconds").value = Math.min(duration, info.max_seconds).toFixed(2);  // the output keeps the input's length
   $("input-info").textContent = label;
   $("input-player").src = URL.createObjectURL(blob);
   $("input-player").hidden = false;
@@ -73,10 +74,11 @@ function encodeWav(buffer) {  // AudioBuffer -> 16-bit PCM WAV Blob
   return new Blob([view], { type: "audio/wav" });
 }
 
-async function toWav(blob) {  // anything the browser decodes (webm/opus from the microphone, mp3, ...) -> WAV
+async function toWav(blob) {  // anything the browser decodes (webm/opus from the microphone, mp3, ...) -> {WAV, s}
   const context = new AudioContext();
   try {
-    return encodeWav(await context.decodeAudioData(await blob.arrayBuffer()));
+    const buffer = await context.decodeAudioData(await blob.arrayBuffer());
+    return { blob: encodeWav(buffer), duration: buffer.duration };
   } finally {
     context.close();
   }
