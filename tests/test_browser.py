@@ -49,7 +49,8 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1300",
-                 "--autoplay-policy=no-user-gesture-required"):
+                 "--autoplay-policy=no-user-gesture-required",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # a beeping microphone
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
@@ -111,3 +112,24 @@ def test_the_page_turns_a_dropped_file_into_audio(server_url, browser, tmp_path)
     audio = browser.find_element(By.CSS_SELECTOR, "#results audio")
     wait.until(lambda d: d.execute_script("return arguments[0].readyState", audio) >= 1)
     assert abs(browser.execute_script("return arguments[0].duration", audio) - 1.0) < 0.05  # the input's length
+
+
+def test_the_page_records_the_microphone_for_voice_to_audio(server_url, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(server_url)
+    wait.until(lambda d: "default" in d.find_element(By.ID, "model-info").text)
+    record = browser.find_element(By.ID, "record")
+    record.click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "record"), "Stop"))
+    time.sleep(1.2)
+    record.click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "input-info"), "microphone recording"))
+    seconds = float(browser.find_element(By.ID, "seconds").get_attribute("value"))
+    assert 0.8 < seconds < 2.0  # the recording's length
+    browser.find_element(By.ID, "generate").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "clip(s) in"))
+    assert "from input" in browser.find_element(By.CSS_SELECTOR, "#results h2").text
