@@ -79,3 +79,15 @@ def test_a_damaged_checkpoint_is_named_in_a_clear_error(tmp_path):
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
     with pytest.raises(ValueError, match=r"model.safetensors' is not a readable safetensors file"):
         load(bad)
+
+
+def test_the_cli_refuses_nan_guidance_and_damaged_checkpoints_with_a_message(tmp_path, capsys):
+    from arcaudio.cli import main
+
+    assert main(["generate", "tiny", "a hum", "--cfg-scale", "nan", "--out", str(tmp_path)]) == 2
+    assert "cfg_scale must be a finite number, got nan" in capsys.readouterr().err
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\xff" * 64)
+    assert main(["generate", str(bad), "a hum", "--out", str(tmp_path)]) == 2
+    assert "broken.safetensors' is not a readable safetensors file" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.wav"))  # nothing written
