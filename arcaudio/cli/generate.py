@@ -69,8 +69,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..sampling import check_guidance
 
     model_name, prompts = split_model_and_prompts(args)
-    model = load(model_name, device=args.device, t5=args.t5, precision=args.precision,
-                 encoder=args.init_audio is not None)
+    _check_creative_options(args)
+    needs_encoder = args.init_audio is not None or args.voice is not None or args.guide is not None
+    model = load(model_name, device=args.device, t5=args.t5, precision=args.precision, encoder=needs_encoder)
     print(f"arcaudio generate: {model_name} in {precision_of(model)} on {hardware(model.device).describe()}",
           file=sys.stderr)
     if args.compile:
@@ -79,6 +80,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         compile_model(model, None if args.compile == "auto" else args.compile)
         print(f"arcaudio generate: compiling the DiT and the decoder ({model.compile_mode}) on first use",
               file=sys.stderr)
+    if args.bpm is not None:
+        return _write_loops(args, model, prompts)
+    if args.voice is not None:
+        return _write_voice(args, model, prompts)
     seconds = args.seconds
     init = None
     if args.init_audio:
@@ -117,6 +122,58 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(path)
     audio_s = sum(c.shape[-1] for c in clips) / model.config.sample_rate
     print(f"{len(clips)} clip(s), {audio_s:.1f} s of audio, in {elapsed:.2f} s ({model_name})", file=sys.stderr)
+    return 0
+
+
+def _check_creative_options(args: argparse.Namespace) -> None:
+    if args.bpm is None and (args.bars is not None or args.beats is not None or args.guide is not None):
+        raise ValueError("--bars, --beats and --guide make a loop; give --bpm too")
+    if args.bpm is not None and (args.init_audio or args.voice or args.seconds is not None):
+        raise ValueError("--bpm sets the length from the tempo and takes its rhythm from --guide; it does not combine "
+                         "with --seconds, --init-audio or --voice")
+    if args.voice is not None and args.init_audio:
+        raise ValueError("give --voice (a recording, pre-processed) or --init-audio (as it is), not both")
+
+
+def _write_loops(args: argparse.Namespace, model, prompts: list[str]) -> int:
+    """--bpm: one seamless loop per prompt (creative/loops.py)."""
+    from ..creative.loops import GUIDES, generate_loop
+    from ..generation import load_init_audio
+
+    if args.bars is None and args.beats is None:
+        args.bars = 1
+    guide, guide_audio = (args.guide, None) if args.guide in (None, *GUIDES) else (None, None)
+    if args.guide is not None and args.guide not in GUIDES:
+        guide_audio = load_init_audio(args.guide, model)
+    strength = 0.8 if args.strength is None else args.strength
+    clips, names = [], []
+    for i, prompt in enumerate(prompts):
+        t0 = time.perf_counter()
+        loop = generate_loop(model, prompt, args.bpm, bars=args.bars, beats=args.beats, seed=args.seed + i,
+                             steps=args.steps, guide=guide, guide_audio=guide_audio, strength=strength)
+        clips.append(loop.audio)
+        names.append(f"{prompt} {args.bpm:g}bpm loop")
+        print(f"arcaudio generate: loop of {loop.seconds:.2f} s at {loop.bpm:g} bpm from {loop.prompt!r}"
+              f"{f', guide {loop.guide} at strength {loop.strength:g}' if loop.guide else ''} in "
+              f"{time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    for path in write_clips(clips, names, model.config.sample_rate, Path(args.out), fmt=args.format,
+                            spectrogram=args.spectrogram):
+        print(path)
+    return 0
+
+
+def _write_voice(args: argparse.Namespace, model, prompts: list[str]) -> int:
+    """--voice FILE: voice-to-audio (creative/voice.py), one clip per prompt, the voice's length."""
+    from ..creative.voice import voice_to_audio
+    from ..data.audio import read_audio
+
+    voice, rate = read_audio(args.voice)
+    strength = 0.6 if args.strength is None else args.strength
+    clips = [voice_to_audio(model, voice, rate, prompt, strength=strength, seed=args.seed + i, steps=args.steps)[0]
+             for i, prompt in enumerate(prompts)]
+    for path in write_clips(clips, prompts, model.config.sample_rate, Path(args.out), fmt=args.format,
+                            spectrogram=args.spectrogram):
+        print(path)
     return 0
 
 
@@ -160,6 +217,13 @@ def add_parser(sub) -> None:
     p.add_argument("--init-posterior", choices=["mean", "sample"], default="mean",
                    help="audio-to-audio: encode the input to its posterior mean (default) or a posterior sample "
                         "(stable-audio-tools' behaviour)")
+    p.add_argument("--bpm", type=float, help="a seamless loop at this tempo: whole --bars (default 1) or --beats")
+    p.add_argument("--bars", type=float, help="loop length in 4/4 bars (with --bpm)")
+    p.add_argument("--beats", type=float, help="loop length in beats (with --bpm; instead of --bars)")
+    p.add_argument("--guide", help="with --bpm: a rhythmic guide used as init audio at --strength (default 0.8): "
+                                   "click, drums, or an audio file")
+    p.add_argument("--voice", help="voice-to-audio: a recording (beatbox, humming) whose rhythm and loudness contour "
+                                   "the output follows, pre-processed (high-pass, normalised); --strength default 0.6")
     p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--format", choices=["wav", "flac"], default="wav", help="16-bit WAV or FLAC")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hmac
 import json
 import math
@@ -65,6 +66,22 @@ class GenerateBody(BaseModel):
     cfg_scale: float | None = Field(None, description="classifier-free guidance (default: the model's)")
     format: Literal["wav", "flac"] = "wav"
     spectrogram: bool = Field(True, description="include a PNG spectrogram of each clip")
+
+
+class LoopBody(BaseModel):
+    """A beat-aligned loop: whole bars (or beats) at a tempo, optionally from a rhythmic guide (limits: /v1/info)."""
+
+    prompt: str
+    bpm: float = Field(description="tempo, 20-400")
+    bars: float | None = Field(None, description="length in 4/4 bars (default 1 unless beats is given)")
+    beats: float | None = Field(None, description="length in beats, instead of bars")
+    guide: Literal["click", "drums"] | None = Field(None, description="a rhythmic guide used as init audio")
+    strength: float = Field(0.8, description="with a guide: how far from it, in (0, 1]")
+    steps: int | None = None
+    seed: int = 0
+    variations: int = 1
+    format: Literal["wav", "flac"] = "wav"
+    spectrogram: bool = True
 
 
 def create_app(model: TextToAudioModel, model_name: str, token: str | None = None, max_queue: int = 16,
@@ -187,11 +204,36 @@ def create_app(model: TextToAudioModel, model_name: str, token: str | None = Non
         return Response(base64.b64decode(clip["audio"]), media_type=f"audio/{body.format}",
                         headers={"X-Seed": str(clip["seed"])})
 
+    @app.post("/v1/generate/loop", dependencies=auth, tags=["generate"])
+    async def generate_loop(body: LoopBody, request: Request, stream: bool = False):
+        """A seamless loop at `bpm`: the tempo said in the prompt, the length whole bars or beats (refused when it
+        exceeds the model's window), optionally sampled from a click or drum guide at `strength`. Answered as
+        /v1/generate answers; each clip repeats end to start without a click."""
+        from ..creative.loops import CROSSFADE_S, guide_track, loop_seconds, tempo_prompt
+
+        try:
+            bars = 1 if body.bars is None and body.beats is None else body.bars
+            seconds = loop_seconds(body.bpm, bars, body.beats)
+        except ValueError as err:
+            raise RequestError(422, str(err)) from None
+        total = seconds + CROSSFADE_S
+        if total > config.max_seconds:
+            raise RequestError(422, f"{seconds:.2f} s at {body.bpm:g} bpm plus the crossfade exceeds this model's "
+                                    f"{config.max_seconds:.2f} s window; at most "
+                                    f"{math.floor((config.max_seconds - CROSSFADE_S) * body.bpm / 60)} beats fit")
+        init = None if body.guide is None else guide_track(body.guide, body.bpm, total, config.sample_rate,
+                                                             config.autoencoder.io_channels, body.seed)
+        job_req = job_request(tempo_prompt(body.prompt, body.bpm), total, body.steps, body.seed, body.variations,
+                              None, body.format, body.spectrogram, init, body.strength if init is not None else 1.0)
+        job_req = dataclasses.replace(job_req, loop_samples=round(seconds * config.sample_rate))
+        return await run(request, job_req, stream or "text/event-stream" in request.headers.get("accept", ""))
+
     @app.post("/v1/audio-to-audio", dependencies=auth, tags=["generate"])
     async def audio_to_audio(request: Request, stream: bool = False):
         """Audio to audio (style transfer, voice to sound): multipart form with `file` (WAV, FLAC, Ogg or MP3, at
-        most `limits.max_upload_bytes`), `prompt`, `strength` in (0, 1] (lower: closer to the input) and the
-        fields of /v1/generate. The clip keeps the input's timing; its length is the input's, up to the window."""
+        most `limits.max_upload_bytes`), `prompt`, `strength` in (0, 1] (lower: closer to the input), `voice=true`
+        for a voice recording (high-passed and normalised first: voice-to-audio) and the fields of /v1/generate.
+        The clip keeps the input's timing; its length is the input's, up to the window."""
         length = request.headers.get("content-length")
         if length is not None and int(length) > limits.max_upload_bytes + 65536:
             raise RequestError(413, f"upload of {int(length)} bytes; at most {limits.max_upload_bytes}")
@@ -206,8 +248,12 @@ def create_app(model: TextToAudioModel, model_name: str, token: str | None = Non
             audio, rate = read_audio_bytes(data, "upload")
         except AudioReadError as err:
             raise RequestError(415, f"{err.reason}; send WAV, FLAC, Ogg or MP3 audio") from None
-        init = prepare_init_audio(audio, rate, model)  # (channels, L) at the model's rate
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if fields.get("voice", "false").lower() == "true":  # a voice: high-passed, normalised (creative/voice.py)
+            from ..creative.voice import prepare_voice
+
+            audio = prepare_voice(audio, rate)
+        init = prepare_init_audio(audio, rate, model)  # (channels, L) at the model's rate
         seconds = _number(fields, "seconds", float, None)
         if seconds is None:
             seconds = min(init.shape[-1] / config.sample_rate, config.max_seconds)

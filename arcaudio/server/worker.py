@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..creative.loops import seamless_loop
 from ..data.audio import audio_bytes
 from ..data.spectrogram import spectrogram_png
 from ..generation import GenerationCancelled, condition, decode, sample
@@ -42,10 +43,11 @@ class JobRequest:
     spectrogram: bool = True
     init_audio: torch.Tensor | None = None
     strength: float = 1.0
+    loop_samples: int | None = None  # a loop: each clip closed with creative.loops.seamless_loop at this length
 
     def batch_key(self) -> tuple | None:
         """Requests with the same key share a forward pass; audio-to-audio runs alone."""
-        return None if self.init_audio is not None else (self.seconds, self.steps, self.cfg_scale)
+        return None if self.init_audio is not None else (self.seconds, self.steps, self.cfg_scale, self.loop_samples)
 
 
 @dataclass
@@ -174,6 +176,8 @@ class GenerationWorker:
         for job in jobs:
             r = job.request
             mine, start = clips[start:start + r.variations], start + r.variations
+            if r.loop_samples is not None:
+                mine = [seamless_loop(clip, r.loop_samples, clip.shape[-1] - r.loop_samples) for clip in mine]
             if job.cancelled.is_set():
                 job.emit("cancelled", None)
                 continue
