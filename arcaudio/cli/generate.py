@@ -137,7 +137,7 @@ def _check_creative_options(args: argparse.Namespace) -> None:
 
 def _write_loops(args: argparse.Namespace, model, prompts: list[str]) -> int:
     """--bpm: one seamless loop per prompt (creative/loops.py)."""
-    from ..creative.loops import GUIDES, generate_loop
+    from ..creative.loops import GUIDE_STRENGTH, GUIDES, generate_loop
     from ..generation import load_init_audio
 
     if args.bars is None and args.beats is None:
@@ -145,7 +145,7 @@ def _write_loops(args: argparse.Namespace, model, prompts: list[str]) -> int:
     guide, guide_audio = (args.guide, None) if args.guide in (None, *GUIDES) else (None, None)
     if args.guide is not None and args.guide not in GUIDES:
         guide_audio = load_init_audio(args.guide, model)
-    strength = 0.8 if args.strength is None else args.strength
+    strength = GUIDE_STRENGTH if args.strength is None else args.strength
     clips, names = [], []
     for i, prompt in enumerate(prompts):
         t0 = time.perf_counter()
@@ -164,11 +164,11 @@ def _write_loops(args: argparse.Namespace, model, prompts: list[str]) -> int:
 
 def _write_voice(args: argparse.Namespace, model, prompts: list[str]) -> int:
     """--voice FILE: voice-to-audio (creative/voice.py), one clip per prompt, the voice's length."""
-    from ..creative.voice import voice_to_audio
+    from ..creative.voice import VOICE_STRENGTH, voice_to_audio
     from ..data.audio import read_audio
 
     voice, rate = read_audio(args.voice)
-    strength = 0.6 if args.strength is None else args.strength
+    strength = VOICE_STRENGTH if args.strength is None else args.strength
     clips = [voice_to_audio(model, voice, rate, prompt, strength=strength, seed=args.seed + i, steps=args.steps)[0]
              for i, prompt in enumerate(prompts)]
     for path in write_clips(clips, prompts, model.config.sample_rate, Path(args.out), fmt=args.format,
@@ -220,10 +220,10 @@ def add_parser(sub) -> None:
     p.add_argument("--bpm", type=float, help="a seamless loop at this tempo: whole --bars (default 1) or --beats")
     p.add_argument("--bars", type=float, help="loop length in 4/4 bars (with --bpm)")
     p.add_argument("--beats", type=float, help="loop length in beats (with --bpm; instead of --bars)")
-    p.add_argument("--guide", help="with --bpm: a rhythmic guide used as init audio at --strength (default 0.8): "
+    p.add_argument("--guide", help="with --bpm: a rhythmic guide used as init audio at --strength (default 0.2): "
                                    "click, drums, or an audio file")
     p.add_argument("--voice", help="voice-to-audio: a recording (beatbox, humming) whose rhythm and loudness contour "
-                                   "the output follows, pre-processed (high-pass, normalised); --strength default 0.6")
+                                   "the output follows, pre-processed (high-pass, normalised); --strength default 0.5")
     p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--format", choices=["wav", "flac"], default="wav", help="16-bit WAV or FLAC")

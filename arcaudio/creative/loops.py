@@ -16,6 +16,13 @@ from ..generation import condition, decode, prepare_init_audio, sample
 from ..models.text_to_audio import TextToAudioModel
 
 CROSSFADE_S = 0.01  # the seam: the audio after the last bar line fades over the first 10 ms
+# generated past the loop point: a model fades out towards the end of the length it was asked for (its training
+# clips do), so the loop point and the crossfade must lie before that fade
+TAIL_S = 0.12
+# from a drum guide, the strength that kept the grid best on the built-in model (scripts/creative_report.py: 0.2 put
+# 52-78 % of onsets on the eighth-note grid and read the tempo right at 80-140 bpm; from 0.5 up the guide's rhythm
+# was lost); a model that draws drums well can take more
+GUIDE_STRENGTH = 0.2
 GUIDES = ("click", "drums")
 _BPM_WORDS = re.compile(r"\b\d{2,3}\s*(bpm|beats per minute)\b", re.IGNORECASE)
 
@@ -104,12 +111,12 @@ class Loop:
 @torch.no_grad()
 def generate_loop(model: TextToAudioModel, prompt: str, bpm: float, bars: float | None = None,
                   beats: float | None = None, seed: int = 0, steps: int | None = None, guide: str | None = None,
-                  guide_audio: torch.Tensor | None = None, strength: float = 0.8, beats_per_bar: int = 4,
+                  guide_audio: torch.Tensor | None = None, strength: float = GUIDE_STRENGTH, beats_per_bar: int = 4,
                   crossfade_s: float = CROSSFADE_S) -> Loop:
-    """A loop of `bars` bars (or `beats` beats) at `bpm`: generated `crossfade_s` longer than the loop and closed
-    with `seamless_loop`. With `guide` ("click", "drums") or `guide_audio` ((channels, L) at the model's rate, e.g.
-    `generation.load_init_audio`), sampling starts from the guide at `strength` (audio-to-audio): lower strengths
-    keep more of its rhythm.
+    """A loop of `bars` bars (or `beats` beats) at `bpm`: generated TAIL_S longer than the loop (past the fade a
+    model puts at the end of what it generates) and closed with `seamless_loop` over `crossfade_s`. With `guide`
+    ("click", "drums") or `guide_audio` ((channels, L) at the model's rate, e.g. `generation.load_init_audio`),
+    sampling starts from the guide at `strength` (audio-to-audio): lower strengths keep more of its rhythm.
 
     Raises:
         ValueError: for a bad tempo or length, one longer than the model's window (naming the longest that fits),
@@ -118,14 +125,15 @@ def generate_loop(model: TextToAudioModel, prompt: str, bpm: float, bars: float 
     config = model.config
     seconds = loop_seconds(bpm, bars, beats, beats_per_bar)
     beat = 60.0 / bpm
-    if seconds + crossfade_s > config.max_seconds:
-        fits = math.floor((config.max_seconds - crossfade_s) / beat)
-        raise ValueError(f"{seconds:.2f} s ({seconds / beat:g} beats at {bpm:g} bpm) plus the {crossfade_s * 1000:.0f} "
-                         f"ms crossfade exceeds this model's {config.max_seconds:.2f} s window; at most {fits} beats "
-                         f"fit at {bpm:g} bpm")
+    tail = max(TAIL_S, crossfade_s)
+    if seconds + tail > config.max_seconds:
+        fits = math.floor((config.max_seconds - tail) / beat)
+        raise ValueError(f"{seconds:.2f} s ({seconds / beat:g} beats at {bpm:g} bpm) plus {tail * 1000:.0f} ms "
+                         f"generated past the loop point exceeds this model's {config.max_seconds:.2f} s window; at "
+                         f"most {fits} beats fit at {bpm:g} bpm")
     if guide is not None and guide_audio is not None:
         raise ValueError("give guide (a built-in guide's name) or guide_audio (your own), not both")
-    total = seconds + crossfade_s
+    total = seconds + tail
     init = None
     if guide is not None:
         init = guide_track(guide, bpm, total, config.sample_rate, config.autoencoder.io_channels, seed)
@@ -139,6 +147,6 @@ def generate_loop(model: TextToAudioModel, prompt: str, bpm: float, bars: float 
                      strength=strength if init is not None else 1.0)
     (clip,) = decode(model, latents, total)  # (C, total samples)
     loop_samples = round(seconds * config.sample_rate)
-    audio = seamless_loop(clip, loop_samples, clip.shape[-1] - loop_samples)
+    audio = seamless_loop(clip, loop_samples, round(crossfade_s * config.sample_rate))
     return Loop(audio, seconds, float(bpm), said, guide or ("file" if guide_audio is not None else None),
                 strength if init is not None else 1.0)

@@ -117,18 +117,20 @@ def contour_correlation(a, b, sample_rate: float, hop_s: float = CONTOUR_HOP_S) 
 
 
 def loop_joint_step_db(loop, sample_rate: float, window_s: float = 0.005) -> dict:
-    """Where a loop repeats (its end followed by its start), against its own insides: `level_step_db` is the
-    absolute dB difference of the RMS over `window_s` before and after the joint, `jump` the sample jump across
-    the joint divided by the 99th percentile of the loop's sample-to-sample steps (a click is a jump far above
-    1), both per channel, worst channel."""
+    """Where a loop repeats (its end followed by its start), against its own insides, worst channel:
+    `level_step_db`, the absolute dB difference of the RMS over `window_s` before and after the joint;
+    `typical_step_db`, the 95th percentile of that difference between adjacent windows inside the loop (its own
+    onsets and decays: a joint no more abrupt than these is not heard as a seam); `jump`, the sample jump across the
+    joint over the 99th percentile of the loop's sample-to-sample steps (a click is a jump far above 1)."""
     x = np.asarray(loop.detach().cpu().numpy() if hasattr(loop, "detach") else loop, dtype=np.float64)
     x = x[None] if x.ndim == 1 else x
     w = max(1, round(window_s * sample_rate))
-    steps, jumps = [], []
+    steps, typical, jumps = [], [], []
     for channel in x:
-        before, after = channel[-w:], channel[:w]
-        rms = [10 * np.log10(np.mean(v ** 2) + 1e-12) for v in (before, after)]
+        levels = 10 * np.log10(np.mean(channel[: channel.size // w * w].reshape(-1, w) ** 2, axis=1) + 1e-12)
+        rms = [10 * np.log10(np.mean(v ** 2) + 1e-12) for v in (channel[-w:], channel[:w])]
         steps.append(abs(rms[0] - rms[1]))
-        typical = np.percentile(np.abs(np.diff(channel)), 99) + 1e-12
-        jumps.append(abs(channel[0] - channel[-1]) / typical)
-    return {"level_step_db": float(max(steps)), "jump": float(max(jumps))}
+        typical.append(float(np.percentile(np.abs(np.diff(levels)), 95)) if levels.size > 1 else 0.0)
+        step = np.percentile(np.abs(np.diff(channel)), 99) + 1e-12
+        jumps.append(abs(channel[0] - channel[-1]) / step)
+    return {"level_step_db": float(max(steps)), "typical_step_db": float(max(typical)), "jump": float(max(jumps))}

@@ -76,7 +76,7 @@ class LoopBody(BaseModel):
     bars: float | None = Field(None, description="length in 4/4 bars (default 1 unless beats is given)")
     beats: float | None = Field(None, description="length in beats, instead of bars")
     guide: Literal["click", "drums"] | None = Field(None, description="a rhythmic guide used as init audio")
-    strength: float = Field(0.8, description="with a guide: how far from it, in (0, 1]")
+    strength: float = Field(0.2, description="with a guide: how far from it, in (0, 1] (default: GUIDE_STRENGTH)")
     steps: int | None = None
     seed: int = 0
     variations: int = 1
@@ -209,23 +209,24 @@ def create_app(model: TextToAudioModel, model_name: str, token: str | None = Non
         """A seamless loop at `bpm`: the tempo said in the prompt, the length whole bars or beats (refused when it
         exceeds the model's window), optionally sampled from a click or drum guide at `strength`. Answered as
         /v1/generate answers; each clip repeats end to start without a click."""
-        from ..creative.loops import CROSSFADE_S, guide_track, loop_seconds, tempo_prompt
+        from ..creative.loops import CROSSFADE_S, TAIL_S, guide_track, loop_seconds, tempo_prompt
 
         try:
             bars = 1 if body.bars is None and body.beats is None else body.bars
             seconds = loop_seconds(body.bpm, bars, body.beats)
         except ValueError as err:
             raise RequestError(422, str(err)) from None
-        total = seconds + CROSSFADE_S
+        total = seconds + TAIL_S
         if total > config.max_seconds:
-            raise RequestError(422, f"{seconds:.2f} s at {body.bpm:g} bpm plus the crossfade exceeds this model's "
-                                    f"{config.max_seconds:.2f} s window; at most "
-                                    f"{math.floor((config.max_seconds - CROSSFADE_S) * body.bpm / 60)} beats fit")
+            raise RequestError(422, f"{seconds:.2f} s at {body.bpm:g} bpm plus {TAIL_S * 1000:.0f} ms generated past "
+                                    f"the loop point exceeds this model's {config.max_seconds:.2f} s window; at most "
+                                    f"{math.floor((config.max_seconds - TAIL_S) * body.bpm / 60)} beats fit")
         init = None if body.guide is None else guide_track(body.guide, body.bpm, total, config.sample_rate,
                                                              config.autoencoder.io_channels, body.seed)
         job_req = job_request(tempo_prompt(body.prompt, body.bpm), total, body.steps, body.seed, body.variations,
                               None, body.format, body.spectrogram, init, body.strength if init is not None else 1.0)
-        job_req = dataclasses.replace(job_req, loop_samples=round(seconds * config.sample_rate))
+        job_req = dataclasses.replace(job_req, loop_samples=round(seconds * config.sample_rate),
+                                      crossfade_samples=round(CROSSFADE_S * config.sample_rate))
         return await run(request, job_req, stream or "text/event-stream" in request.headers.get("accept", ""))
 
     @app.post("/v1/audio-to-audio", dependencies=auth, tags=["generate"])

@@ -44,6 +44,7 @@ class JobRequest:
     init_audio: torch.Tensor | None = None
     strength: float = 1.0
     loop_samples: int | None = None  # a loop: each clip closed with creative.loops.seamless_loop at this length
+    crossfade_samples: int = 0
 
     def batch_key(self) -> tuple | None:
         """Requests with the same key share a forward pass; audio-to-audio runs alone."""
@@ -177,7 +178,7 @@ class GenerationWorker:
             r = job.request
             mine, start = clips[start:start + r.variations], start + r.variations
             if r.loop_samples is not None:
-                mine = [seamless_loop(clip, r.loop_samples, clip.shape[-1] - r.loop_samples) for clip in mine]
+                mine = [seamless_loop(clip, r.loop_samples, r.crossfade_samples) for clip in mine]
             if job.cancelled.is_set():
                 job.emit("cancelled", None)
                 continue
