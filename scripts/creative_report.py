@@ -1,6 +1,6 @@
 """The creative controls measured on a model (default: the built-in one): beat-aligned loops, voice-to-audio and
 style transfer, each as a function of the guide / strength, with the measures of arcaudio.eval.timing and the
-probes of arcaudio.data.probes.
+probes of arcaudio.procedural.probes.
 
     .venv/bin/python scripts/creative_report.py [--model default] [--seeds 8] [--sao-small] [--json F]
 
@@ -31,10 +31,10 @@ import torch
 
 from arcaudio.creative.loops import TAIL_S, generate_loop
 from arcaudio.creative.voice import VoicePrep, voice_to_audio
-from arcaudio.data.probes import probe_kind, probe_tempo
-from arcaudio.data.synth import render
 from arcaudio.eval.timing import contour_correlation, grid_share, loop_joint_step_db, onset_agreement, onset_times
 from arcaudio.loading import load
+from arcaudio.procedural.probes import probe_kind, probe_tempo
+from arcaudio.procedural.synth import render
 
 SR = 44100
 PROMPT_KINDS = {"a drum loop": "drums", "white noise": "noise", "a sine tone, steady": "tone", "a chord": "chord"}

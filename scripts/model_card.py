@@ -242,9 +242,10 @@ def render(card: dict, config) -> str:
     if card.get("timing_note"):
         lines += ["", card["timing_note"]]
     lines += ["", "## Measured prompt adherence (8 ping-pong steps, no CFG)",
-              "Each clip is generated from a caption and scored by the analytic probes of `arcaudio.data.probes` on "
-              "every attribute its caption names. Chance is the accuracy of a uniform guess among the attribute's "
-              "classes; p is the one-sided binomial probability of scoring at least this well by chance.", ""]
+              "Each clip is generated from a caption and scored by the analytic probes of "
+              "`arcaudio.procedural.probes` on every attribute its caption names. Chance is the accuracy of a uniform "
+              "guess among the attribute's classes; p is the one-sided binomial probability of scoring at least this "
+              "well by chance.", ""]
     styles = card["adherence"]
     names = list(styles["train"]["attributes"])
     lines.append("| attribute | chance | " + " | ".join(f"{s} (p)" for s in styles) + " |")
@@ -258,7 +259,7 @@ def render(card: dict, config) -> str:
     lines += ["", f"Prompts per style: {card['prompts_per_style']} "
               "(each attribute is scored on the clips whose caption names it). `short`: 1-3 attributes in training "
               "words; `train`: the training phrasing; `paraphrase`: the held-out sentence structures of "
-              "`arcaudio.data.synth` with the training words; `heldout`: held-out structures and held-out words "
+              "`arcaudio.procedural.synth` with the training words; `heldout`: held-out structures and held-out words "
               "(synonyms the model never saw)."]
     outside = card["outside"]
     lines += ["", f"### Prompts written outside the caption code ({outside['prompts']} prompts x {outside['seeds']} "

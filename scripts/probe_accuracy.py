@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from arcaudio.data.probes import probe_all
-from arcaudio.data.synth import ATTRIBUTE_VALUES, SAMPLE_RATE, allowed_values, make_clip, probed_attributes
+from arcaudio.procedural.probes import probe_all
+from arcaudio.procedural.synth import ATTRIBUTE_VALUES, SAMPLE_RATE, allowed_values, make_clip, probed_attributes
 
 
 def degrade(audio: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_db: float = 30.0,

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from arcaudio.cli import main
-from arcaudio.data.probes import score
-from arcaudio.data.synth import allowed_values, make_clip, probed_attributes, render
 from arcaudio.eval.adherence import AdherencePrompt, _report, adherence_prompts, evaluate_adherence, score_prompt
+from arcaudio.procedural.probes import score
+from arcaudio.procedural.synth import allowed_values, make_clip, probed_attributes, render
 
 
 def test_prompts_are_deterministic_and_styled():

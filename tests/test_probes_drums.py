@@ -8,7 +8,7 @@ from functools import cache
 import numpy as np
 import pytest
 
-from arcaudio.data.probes import probe_all, probe_kind, probe_tempo
+from arcaudio.procedural.probes import probe_all, probe_kind, probe_tempo
 
 SR = 44100
 SECONDS = 3.0

@@ -6,7 +6,7 @@ and three envelopes."""
 import numpy as np
 import pytest
 
-from arcaudio.data.probes import (
+from arcaudio.procedural.probes import (
     probe_all,
     probe_colour,
     probe_direction,

@@ -1,4 +1,4 @@
-"""The procedural dataset (arcaudio.data.synth) and its analytic probes (arcaudio.data.probes)."""
+"""The procedural dataset (arcaudio.procedural.synth) and its analytic probes (arcaudio.procedural.probes)."""
 
 import collections
 import json
@@ -10,8 +10,8 @@ import soundfile as sf
 
 from arcaudio.cli import main
 from arcaudio.data.manifest import read_manifest
-from arcaudio.data.probes import probe_all, probe_pan, probe_pitch, probe_waveform, score
-from arcaudio.data.synth import (
+from arcaudio.procedural.probes import probe_all, probe_pan, probe_pitch, probe_waveform, score
+from arcaudio.procedural.synth import (
     ATTRIBUTE_VALUES,
     CAPTION_STYLES,
     CORE_TEMPLATES,
@@ -336,7 +336,7 @@ def test_short_prompts_name_one_to_three_probed_attributes():
 
 
 def test_training_captions_mix_subsets_in_at_the_given_share(monkeypatch):
-    import arcaudio.data.synth as synth
+    import arcaudio.procedural.synth as synth
 
     clips = [sample_attributes(np.random.default_rng([3, i])) for i in range(200)]
     a, b = np.random.default_rng(0), np.random.default_rng(0)

@@ -245,7 +245,7 @@ def test_spectral_autoencoder_learns_level_and_stereo_balance(tmp_path, audio_ma
 
 
 def test_recaption_draws_fresh_captions_from_attributes_reproducibly():
-    from arcaudio.data.synth import make_clip
+    from arcaudio.procedural.synth import make_clip
     from arcaudio.training.flow_stage import recaptioned
 
     items = [make_clip(0, i, max_seconds=1.5)[1] for i in range(6)]
@@ -259,7 +259,7 @@ def test_recaption_draws_fresh_captions_from_attributes_reproducibly():
 
 
 def test_recaption_mixes_in_short_captions_at_the_configured_share():
-    from arcaudio.data.synth import make_clip, nameable_attributes, synonyms
+    from arcaudio.procedural.synth import make_clip, nameable_attributes, synonyms
     from arcaudio.training.flow_stage import recaptioned
 
     items = [make_clip(0, i, max_seconds=1.5)[1] for i in range(40)]
@@ -280,8 +280,8 @@ def test_recaption_mixes_in_short_captions_at_the_configured_share():
 def test_the_flow_step_recaptions_with_the_configured_share(monkeypatch):
     import arcaudio.training.flow_stage as flow_stage
     from arcaudio.config import ModelConfig, preset
-    from arcaudio.data.synth import make_clip
     from arcaudio.loading import build_model
+    from arcaudio.procedural.synth import make_clip
     from arcaudio.training.distributed import DistInfo
 
     model = build_model(ModelConfig.from_dict(apply_overrides(preset("tiny").to_dict(), [

@@ -9,7 +9,7 @@ import time
 def cmd_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..data.synth import write_dataset
+    from ..procedural.synth import write_dataset
 
     t0 = time.perf_counter()
     with tqdm(total=args.n, unit="clip", disable=args.n == 0) as bar:
@@ -20,7 +20,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..data.synth import CAPTION_STYLES, DEFAULT_MAX_SECONDS
+    from ..procedural.synth import CAPTION_STYLES, DEFAULT_MAX_SECONDS
 
     p = sub.add_parser("synth", help="write the procedural, labelled dataset (audio/*.wav + manifest.jsonl)")
     p.add_argument("out_dir", help="output folder")

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.probes import probe_all, score
-from ..data.synth import (
+from ..generation import generate
+from ..models.text_to_audio import TextToAudioModel
+from ..procedural.probes import probe_all, score
+from ..procedural.synth import (
     ATTRIBUTE_VALUES,
     CAPTION_STYLES,
     DEFAULT_MAX_SECONDS,
@@ -23,8 +25,6 @@ from ..data.synth import (
     sample_attributes,
     short_prompt,
 )
-from ..generation import generate
-from ..models.text_to_audio import TextToAudioModel
 
 # the caption styles of the procedural set, and "short": 1-3 of a clip's probed attributes in training words
 # (`synth.short_prompt`), scored on those alone. Not a dataset style: a stored caption names every attribute.
@@ -176,7 +176,7 @@ def evaluate_adherence(model: TextToAudioModel, prompts: list[AdherencePrompt], 
 @torch.no_grad()
 def evaluate_reconstruction(model: TextToAudioModel, n: int, seed: int = 4321, batch_size: int = 16) -> AdherenceReport:
     """The autoencoder's ceiling on adherence: probe accuracy on encode -> decode round trips of procedural clips."""
-    from ..data.synth import make_clip
+    from ..procedural.synth import make_clip
 
     config = model.config
     scored = []

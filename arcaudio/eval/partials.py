@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.probes import _blackman_harris
+from ..procedural.probes import _blackman_harris
 
 ANALYSIS_SECONDS = 0.75  # the steady middle of the clip analysed with one long window
 LOBE_HZ = 8.0  # half-width of a partial's own main lobe (Blackman-Harris, 0.75 s: ~4 bins of 1.35 Hz = 5.4 Hz)

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..data.synth import make_clip
 from ..generation import DEFAULTS, generate
 from ..models.text_to_audio import TextToAudioModel
+from ..procedural.synth import make_clip
 from .adherence import AdherenceReport, _report, adherence_prompts, score_prompt
 from .distribution import conditional_diversity, frechet_distance, standardiser
 from .embedding import embed_clips

@@ -47,12 +47,12 @@ def batch_latents(model: TextToAudioModel, batch: dict[str, Any], device: torch.
 
 
 def recaptioned(batch: dict[str, Any], generator: torch.Generator, short_share: float = 0.0) -> list[str]:
-    """A freshly drawn training-style caption for every item of a procedural-set batch (see data/synth.py), from
+    """A freshly drawn training-style caption for every item of a procedural-set batch (see procedural/synth.py), from
     its `attributes`, naming a random subset of them with probability `short_share` (`synth.training_caption`);
     the draw comes from the step's generator, so a resumed run draws the same captions."""
     import numpy as np
 
-    from ..data.synth import training_caption
+    from ..procedural.synth import training_caption
 
     attributes = batch.get("attributes")
     if attributes is None or any(a is None for a in attributes):

@@ -3,7 +3,7 @@
 A clip is one of five kinds (tone, chord, noise, drums, sweep) with kind-specific attributes (waveform and pitch,
 chord quality, noise colour, tempo, sweep direction) and common ones (loudness, pan, envelope). The same attributes
 are written into a natural-language caption, so a text-to-audio model trained on the clips can be scored on each
-attribute with the analytic probes of `arcaudio.data.probes`; `subset_caption` names only some of them ("a sine
+attribute with the analytic probes of `arcaudio.procedural.probes`; `subset_caption` names only some of them ("a sine
 note", "plucked A4"), for short prompts.
 
 Clip `index` of seed `seed` depends only on the pair: it is drawn from `np.random.default_rng([seed, index])` in a
