@@ -5,7 +5,7 @@
 
 Rows: RF (50 Euler steps, CFG), RF (8 Euler steps, CFG), ARC (8, 4, 2, 1 ping-pong steps), ARC without L_C (8).
 Columns: probe accuracy (mean over attributes, chance beside it), Frechet distance to real clips and conditional
-diversity on the fixed stats embedding (arcaudio/eval/embedding.py), wall time per clip on this machine; each
+diversity on the fixed stats embedding (arcaudio/eval/embedders/stats.py), wall time per clip on this machine; each
 figure +- its sampling noise (bootstrap over prompts, arcaudio/eval/report.py).
 """
 

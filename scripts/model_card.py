@@ -12,7 +12,7 @@ Every figure in the card is measured here, on this machine, by this script:
   scored on the attributes it lists;
 - the same for the rectified-flow base `default-rf` (50 Euler steps, CFG 4) on short and paraphrase prompts;
 - the autoencoder's round trip: probe accuracy on 300 procedural clips, and the partials of a 165 Hz sawtooth;
-- Frechet distance and conditional diversity on the fixed stats embedding (arcaudio/eval/embedding.py);
+- Frechet distance and conditional diversity on the fixed stats embedding (arcaudio/eval/embedders/stats.py);
 - the time per clip at batch 1 (median of 10 after a warm-up) and at batch 16, on this CPU.
 """
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from arcaudio.eval.distribution import conditional_diversity, frechet_distance, standardiser
-from arcaudio.eval.embedding import mel_filterbank, stats_embedding
+from arcaudio.eval.embedders.stats import mel_filterbank, stats_embedding
 
 
 def _fd_via_eigenvalues(x: np.ndarray, y: np.ndarray) -> float:

@@ -16,9 +16,9 @@ import argparse
 import logging
 import sys
 
-from . import arc, bench, encode, evaluate, generate, models, serve, synth, train
+from . import adherence, arc, bench, encode, evaluate, generate, models, serve, synth, train
 
-COMMANDS = [models, generate, serve, bench, train, arc, encode, synth, evaluate]
+COMMANDS = [models, generate, serve, bench, train, arc, encode, synth, adherence, evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,3 +48,47 @@ def conditional_diversity(groups: list[np.ndarray]) -> float:
         iu = np.triu_indices(len(g), 1)
         scores.append(float((1 - cos[iu]).mean()))
     return float(np.mean(scores))
+
+
+def kl_divergence(reference_probs: np.ndarray, generated_probs: np.ndarray, eps: float = 1e-8) -> float:
+    """Mean over pairs of KL(reference || generated) between tag distributions, each row (classes,) summing to 1
+    (per prompt: its reference clip's tags against its generation's), in nats."""
+    p = np.clip(np.asarray(reference_probs, np.float64), eps, None)
+    q = np.clip(np.asarray(generated_probs, np.float64), eps, None)
+    if p.shape != q.shape or p.ndim != 2:
+        raise ValueError(f"kl_divergence needs two (N, classes) arrays of one shape, got {p.shape} and {q.shape}")
+    p, q = p / p.sum(1, keepdims=True), q / q.sum(1, keepdims=True)
+    return float(np.mean(np.sum(p * np.log(p / q), axis=1)))
+
+
+def clap_score(audio_embeddings: np.ndarray, text_embeddings: np.ndarray) -> float:
+    """Mean cosine similarity between each clip's audio embedding and its prompt's text embedding, (N, D) each."""
+    a, t = np.asarray(audio_embeddings, np.float64), np.asarray(text_embeddings, np.float64)
+    if a.shape != t.shape:
+        raise ValueError(f"clap_score needs one text embedding per clip, got {a.shape} and {t.shape}")
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return float(np.mean(np.sum(a * t, axis=1)))
+
+
+def _kth_neighbour_radius(x: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row of x to its k-th nearest other row, (N,)."""
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)  # (N, N)
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, k - 1]
+
+
+def recall_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
+    """Recall (Kynkaanniemi et al. 2019: the share of real samples inside some generated sample's k-NN ball) and
+    coverage (Naeem et al. 2020: the share of real samples whose own k-NN ball holds at least one generated sample),
+    with Euclidean distances on the embeddings (N, D) and (M, D)."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"recall_coverage needs two (N, D) arrays of one width, got {real.shape} and {fake.shape}")
+    if not 1 <= k < min(len(real), len(fake)):
+        raise ValueError(f"k must be in [1, {min(len(real), len(fake)) - 1}] for {len(real)} real and {len(fake)} "
+                         f"generated samples, got {k}")
+    cross = np.linalg.norm(real[:, None] - fake[None], axis=-1)  # (N, M)
+    recall = np.mean((cross <= _kth_neighbour_radius(fake, k)[None]).any(axis=1))
+    coverage = np.mean((cross < _kth_neighbour_radius(real, k)[:, None]).any(axis=1))
+    return {"recall": float(recall), "coverage": float(coverage)}

@@ -24,7 +24,7 @@ from ..models.text_to_audio import TextToAudioModel
 from ..procedural.synth import make_clip
 from .adherence import AdherenceReport, _report, adherence_prompts, score_prompt
 from .distribution import conditional_diversity, frechet_distance, standardiser
-from .embedding import embed_clips
+from .embedders.stats import embed_clips
 
 
 @dataclass

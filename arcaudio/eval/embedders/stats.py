@@ -6,7 +6,7 @@
 - the mean and standard deviation of the frame log-energy, and the mean of its absolute frame-to-frame change.
 It is deterministic and cheap, sees level, timbre, pitch region, envelope, rhythm and stereo image, and plays the
 role of the paper's OpenL3 / CLAP embeddings for the procedural set's Frechet distance and diversity. It is not a
-perceptual model; stronger embedders (CLAP, PaSST, OpenL3) plug in beside it later.
+perceptual model; CLAP (clap.py) is the learned one. `StatsEmbedder` is its registry entry (`stats`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
+from .base import Embedder
 
 
 @lru_cache(maxsize=8)
@@ -66,3 +68,15 @@ def stats_embedding(clip: np.ndarray, sample_rate: int, n_mels: int = 64, floor:
 def embed_clips(clips, sample_rate: int) -> np.ndarray:
     """A list of (channels, samples) clips -> (N, dim) embeddings."""
     return np.stack([stats_embedding(np.asarray(c), sample_rate) for c in clips])
+
+
+class StatsEmbedder(Embedder):
+    """The log-mel statistics embedding as a registry entry: any rate, mono or stereo, no weights."""
+
+    name = "stats"
+    sample_rate = None  # works at the clips' own rate
+    channels = 2
+    standardise = True  # its features (dB levels, widths, flux) are on unlike scales
+
+    def embed(self, clips, sample_rate: int) -> np.ndarray:
+        return embed_clips([np.asarray(c.detach().cpu() if hasattr(c, "detach") else c) for c in clips], sample_rate)
