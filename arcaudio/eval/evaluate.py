@@ -5,8 +5,8 @@ is never generated again; each file is written atomically), embed them with ever
 Frechet distance and recall / coverage against reference audio (a folder, cached reference embeddings, or for
 procedural prompts real procedural clips), CCDS (mean pairwise cosine distance of one prompt's clips), the CLAP
 score (joint audio-text embedders), KL of tag distributions (taggers, with a reference clip per prompt), probe
-adherence (procedural prompts), and seconds per clip. Each figure has its sampling noise: the standard deviation
-over bootstrap resamples of the prompts.
+adherence (procedural prompts; the mean over attributes, as `arcaudio adherence`), and seconds per clip. Each
+figure has its sampling noise: the standard deviation over bootstrap resamples of the prompts.
 
 Under torchrun the prompts are sharded across processes (prompt i on rank i % world); rank 0 waits for all and
 scores. Reference embeddings are cached per embedder in OUT/reference_<embedder>.npz.
@@ -256,14 +256,13 @@ def score(spec: ModelSpec, objective: str, prompts: list[EvalPrompt], clips: lis
     for embedder in embedders:
         _score_embedder(with_noise, clip_rows, embedder, prompts, clips, sample_rate, per_prompt,
                         references[embedder.name], k)
-    if all(p.attributes is not None for p in prompts):
-        from .adherence import AdherencePrompt, score_prompt
+    if all(p.attributes is not None for p in prompts):  # as `arcaudio adherence`: the mean over attributes
+        from .adherence import AdherencePrompt, _report, score_prompt
 
-        hits = np.array([np.mean(list(score_prompt(
-            clips[i * per_prompt + j], sample_rate,
-            AdherencePrompt(p.caption, p.attributes, 0.0, p.names)).values()))
-            for i, p in enumerate(prompts) for j in range(per_prompt)]).reshape(n, per_prompt)
-        with_noise("adherence", lambda idx: float(hits[idx].mean()))
+        scored = [[(p.attributes, score_prompt(clips[i * per_prompt + j], sample_rate,
+                                               AdherencePrompt(p.caption, p.attributes, 0.0, p.names)))
+                   for j in range(per_prompt)] for i, p in enumerate(prompts)]
+        with_noise("adherence", lambda idx: _report([pair for i in idx for pair in scored[i]], 0.0).mean_accuracy)
     return result
 
 

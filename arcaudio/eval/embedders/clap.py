@@ -36,6 +36,8 @@ class ClapEmbedder(Embedder):
         except (OSError, ValueError) as err:
             raise FileNotFoundError(f"could not load CLAP from {str(path)!r}: {err}; {CLAP_HINT}") from err
         self.path, self.device, self.batch_size = path, torch.device(device), batch_size
+        positions = self.model.config.text_config.max_position_embeddings - 2  # RoBERTa's padding offset
+        self._text_limit = min(positions, getattr(self.processor.tokenizer, "model_max_length", positions))
 
     def describe(self) -> str:
         return f"clap ({self.path.name})"
@@ -82,7 +84,7 @@ class ClapEmbedder(Embedder):
         out = []
         for start in range(0, len(texts), self.batch_size):
             inputs = self.processor(text=list(texts[start:start + self.batch_size]), return_tensors="pt",
-                                    padding=True).to(self.device)
+                                    padding=True, truncation=True, max_length=self._text_limit).to(self.device)
             out.append(_projected(self.model.get_text_features(**inputs)))
         return np.concatenate(out).astype(np.float64)
 
@@ -119,7 +121,7 @@ def save_random_clap(folder: str | Path, seed: int = 0) -> Path:
     tokenizer = RobertaTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                      unk_token="<unk>", mask_token="<mask>")
     text = ClapTextConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                          intermediate_size=37, max_position_embeddings=80, projection_dim=16)
+                          intermediate_size=37, max_position_embeddings=130, projection_dim=16)
     audio = ClapAudioConfig(depths=[1, 1], num_attention_heads=[1, 2], hidden_size=64, patch_embeds_hidden_size=32,
                             window_size=8, projection_dim=16, enable_fusion=True)
     model = ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
