@@ -101,6 +101,7 @@ def test_prompt_lists(tmp_path):
     with pytest.raises(ValueError, match="needs a 'caption' or 'prompt' column"):
         read_prompts(str(tmp_path / "bad.csv"))
     assert ModelSpec.parse("default-rf@euler,50,4") == ModelSpec("default-rf", "euler", 50, 4.0)
+    assert ModelSpec.parse("runs/arc/model.safetensors@pingpong,4,1").slug == "arc_model_pingpong4_cfg1"
     with pytest.raises(ValueError, match="SAMPLER,STEPS,CFG"):
         ModelSpec.parse("x@euler,50")
 
@@ -117,11 +118,12 @@ def test_a_killed_run_resumes_without_regenerating_and_gives_the_same_table(tmp_
     args = [str(weights), "--prompts", "procedural:4", "--per-prompt", "2", "--steps", "2", "--reference-count", "24",
             "--embedders", f"stats,clap={clap_folder}"]
     # killed half-way: the first 2 prompts' clips are written, then the run stops
-    assert generate_clips(model, ModelSpec("tiny", steps=2), read_prompts("procedural:4"), tmp_path / "a" / "tiny",
-                          2, stop_after=2) == 4
-    first = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "a" / "tiny").glob("*.wav")}
+    folder = tmp_path / "a" / ModelSpec(str(weights)).slug  # where the command writes this model's clips
+    assert generate_clips(model, ModelSpec(str(weights), steps=2), read_prompts("procedural:4"), folder, 2,
+                          stop_after=2) == 4
+    first = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.wav")}
     assert main(["evaluate", *args, "--out", str(tmp_path / "a")]) == 0
-    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "a" / "tiny").glob("*.wav")}
+    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.wav")}
     assert len(after) == 8 and all(after[name] == first[name] for name in first)  # nothing regenerated
     assert main(["evaluate", *args, "--out", str(tmp_path / "b")]) == 0  # one uninterrupted run
     resumed, whole = (json.loads((tmp_path / d / "results.json").read_text())["results"][0] for d in "ab")

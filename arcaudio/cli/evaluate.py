@@ -39,6 +39,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     embedders = [get_embedder(s.strip(), args.device or "cpu") for s in args.embedders.split(",") if s.strip()]
     if args.steps is not None:
         specs = [s if s.steps is not None else ModelSpec(s.source, s.sampler, args.steps, s.cfg_scale) for s in specs]
+    slugs = [s.slug for s in specs]
+    if len(set(slugs)) != len(slugs):
+        raise ValueError(f"two models would share an output folder ({slugs}); give each a distinct path or setting")
     out = Path(args.out)
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))

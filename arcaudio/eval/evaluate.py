@@ -114,7 +114,10 @@ class ModelSpec:
 
     @property
     def slug(self) -> str:
-        name = Path(self.source).stem if Path(self.source).suffix else self.source
+        """The output folder's name: the model (a file: its folder and stem, runs/arc/model.safetensors ->
+        arc_model) and its settings."""
+        path = Path(self.source)
+        name = f"{path.parent.name}_{path.stem}" if path.suffix and path.parent.name else path.stem or self.source
         settings = "" if self.sampler is None else f"_{self.sampler}{self.steps}_cfg{self.cfg_scale:g}"
         return re.sub(r"[^A-Za-z0-9._-]+", "_", name + settings)
 
