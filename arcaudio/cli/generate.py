@@ -69,6 +69,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..sampling import check_guidance
 
     model_name, prompts = split_model_and_prompts(args)
+    from ..export.runner import is_export
+
+    if is_export(model_name):
+        return _generate_from_export(args, model_name, prompts)
     _check_creative_options(args)
     needs_encoder = args.init_audio is not None or args.voice is not None or args.guide is not None
     model = load(model_name, device=args.device, t5=args.t5, precision=args.precision, encoder=needs_encoder)
@@ -122,6 +126,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(path)
     audio_s = sum(c.shape[-1] for c in clips) / model.config.sample_rate
     print(f"{len(clips)} clip(s), {audio_s:.1f} s of audio, in {elapsed:.2f} s ({model_name})", file=sys.stderr)
+    return 0
+
+
+def _generate_from_export(args: argparse.Namespace, folder: str, prompts: list[str]) -> int:
+    """MODEL is an ONNX export: run it with onnxruntime (export/runner.py), no torch model."""
+    from ..export.runner import OnnxRunner
+
+    unsupported = [name for name in ("init_audio", "voice", "bpm", "cfg_scale", "sampler", "negative_prompt")
+                   if getattr(args, name, None) not in (None, False, [])]
+    if unsupported:
+        raise ValueError(f"an ONNX export runs text-to-audio with ping-pong sampling only; drop "
+                         f"{', '.join('--' + n.replace('_', '-') for n in unsupported)}")
+    runner = OnnxRunner(folder, int8=args.precision in ("int8", "int8-bf16"))
+    clips = []
+    for i, prompt in enumerate(prompts):
+        t0 = time.perf_counter()
+        clips.append(runner.generate(prompt, seconds=args.seconds, steps=args.steps, seed=args.seed + i))
+        print(f"arcaudio generate: {folder} (onnxruntime{', int8' if runner.int8 else ''}) {prompt!r} in "
+              f"{time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    from ..data.audio import write_audio
+
+    out = Path(args.out)
+    for i, (clip, prompt) in enumerate(zip(clips, prompts)):
+        import torch
+
+        print(write_audio(out / f"{i:02d}_{slug(prompt)}.{args.format}", torch.from_numpy(clip), runner.sample_rate))
     return 0
 
 
