@@ -12,6 +12,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export.onnx_export import export_onnx
     from ..loading import load
 
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"export needs onnx, onnxruntime and onnxscript: pip install 'arcaudio[export]' ({err})") \
+            from None
     if args.format != "onnx":
         raise ValueError(f"--format must be onnx (LiteRT and CoreML are not built yet), got {args.format!r}")
     model = load(args.model, t5=args.t5, encoder=False)

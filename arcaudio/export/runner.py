@@ -49,7 +49,10 @@ class OnnxRunner:
     """An export folder, loaded into ONNX Runtime sessions. `int8=True` uses the int8 DiT graphs when exported."""
 
     def __init__(self, folder: str | Path, int8: bool = False, threads: int | None = None):
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise ValueError(f"running an export needs onnxruntime: pip install onnxruntime ({err})") from None
 
         self.folder = Path(folder)
         if not is_export(self.folder):
