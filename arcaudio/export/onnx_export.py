@@ -123,10 +123,10 @@ def latent_frames(model: TextToAudioModel, seconds: float) -> int:
 
 def _check_exportable(model: TextToAudioModel) -> None:
     kind = model.config.autoencoder.type
-    if kind != "oobleck":
-        raise ValueError(f"the {kind!r} autoencoder's decoder cannot be exported to ONNX yet (it builds complex "
-                         "spectra and runs an inverse STFT, which the exporter does not convert); models with the "
-                         "Oobleck autoencoder export (sao-small, tiny)")
+    if kind == "spectral":
+        raise ValueError("the 'spectral' autoencoder's decoder cannot be exported to ONNX yet (its phase "
+                         "reconstruction runs torch.istft, which the exporter does not convert); the Oobleck "
+                         "(sao-small, tiny) and partials (the built-in models) autoencoders export")
     if model.conditioners["prompt"].encoder is None:
         raise ValueError("the model's T5 text encoder is not attached; load it with its T5 (--t5 PATH) to export")
 
@@ -177,7 +177,9 @@ def export_onnx(model: TextToAudioModel, out_dir: str | Path, seconds: list[floa
         x = torch.randn(1, config.dit.io_channels, frames)
         _export(DiTGraph(model).eval(), (x, torch.tensor([0.5]), glob, kv), out / f"dit_{frames}.onnx",
                 ["x", "t", "global", "kv"], ["velocity"])
-        _export(DecoderGraph(model).eval(), (x,), out / f"decoder_{frames}.onnx", ["latents"], ["audio"])
+        decoder = DecoderGraph(model).eval()
+        decoder(x)  # eager first: constants the decoder builds once (the partials codec's phase table) are cached
+        _export(decoder, (x,), out / f"decoder_{frames}.onnx", ["latents"], ["audio"])
         files["dit"][str(frames)] = f"dit_{frames}.onnx"
         files["decoder"][str(frames)] = f"decoder_{frames}.onnx"
     if quantize == "int8":

@@ -31,6 +31,7 @@ L / hop) and back.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -230,8 +231,7 @@ class PartialsDecoder(nn.Module):
         mid, owned, partial_phase, gains = self.magnitudes(latents)  # (B, F, bins) x3, (B, 2, F)
         b, frames, bins = mid.shape
         k = torch.arange(bins, device=mid.device, dtype=mid.dtype)
-        table = torch.rand(frames, bins, generator=torch.Generator().manual_seed(1234)).to(mid.device)
-        noise_phase = 2 * math.pi * table  # a fixed pseudo-random phase per bin and frame: noise stays noise
+        noise_phase = 2 * math.pi * _phase_table(frames, bins).to(mid.device)  # fixed per bin and frame: noise
         level = 20 * torch.log10(mid + _TINY)
         before = torch.cat([torch.full_like(level[:, :1], -400.0), level[:, :-1]], dim=1)
         after = torch.cat([level[:, 1:], level[:, -1:]], dim=1)
@@ -242,11 +242,12 @@ class PartialsDecoder(nn.Module):
                                                                  c.n_fft).to(mid.dtype)
         ahead = torch.cat([hit[:, 1:], torch.zeros_like(hit[:, :1])], dim=1) & ~hit & ~owned
         phase = torch.where(owned, partial_phase, torch.where(hit, click, torch.where(ahead, early, noise_phase)))
-        spec = torch.polar(mid, phase).transpose(1, 2)  # (B, bins, F)
-        spec = spec[:, None] * gains[:, :, None, :]  # (B, 2, bins, F)
-        spec = torch.cat([spec, spec[..., -1:]], dim=-1).reshape(b * 2, bins, frames + 1)
+        parts = []  # the spectrum's real and imaginary parts, kept apart until the inverse FFT (ONNX has no complex)
+        for part in (mid * torch.cos(phase), mid * torch.sin(phase)):  # (B, F, bins)
+            part = part.transpose(1, 2)[:, None] * gains[:, :, None, :]  # (B, 2, bins, F)
+            parts.append(torch.cat([part, part[..., -1:]], dim=-1).reshape(b * 2, bins, frames + 1))
         window = torch.hann_window(c.n_fft, device=mid.device)
-        audio = torch.istft(spec, c.n_fft, c.hop_length, window=window, length=frames * c.hop_length)
+        audio = overlap_add_istft(*parts, c.n_fft, c.hop_length, window, frames * c.hop_length)
         return self._shape_envelope(audio.reshape(b, 2, frames * c.hop_length), latents)
 
     def _shape_envelope(self, audio: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
@@ -269,6 +270,38 @@ class PartialsDecoder(nn.Module):
         w = (position - i0)[None]
         per_sample = gain[:, i0] * (1 - w) + gain[:, (i0 + 1).clamp(max=gain.shape[1] - 1)] * w  # (B, L)
         return audio * per_sample[:, None]
+
+
+@functools.lru_cache(maxsize=8)
+def _phase_table(frames: int, bins: int) -> torch.Tensor:
+    """The decoder's fixed pseudo-random noise phases (frames, bins) in [0, 1), the same on every call (and a
+    constant in an exported graph)."""
+    return torch.rand(frames, bins, generator=torch.Generator().manual_seed(1234))
+
+
+def overlap_add_istft(real: torch.Tensor, imag: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor,
+                      length: int) -> torch.Tensor:
+    """torch.istft(real + i imag, n_fft, hop, window=window, center=True, length=length) written with an inverse
+    real FFT and overlap-add of n_fft / hop shifted segments, which ONNX exporters convert (istft and most complex
+    arithmetic they do not). real, imag (N, n_fft // 2 + 1, F) -> (N, length)."""
+    if n_fft % hop:
+        raise ValueError(f"overlap_add_istft needs n_fft a multiple of hop, got {n_fft} and {hop}")
+    _, _, frames = real.shape
+    r = n_fft // hop
+    spec = torch.complex(real.transpose(1, 2), imag.transpose(1, 2))  # (N, F, bins)
+    pieces = torch.fft.irfft(spec, n=n_fft, dim=-1) * window  # (N, F, n_fft)
+
+    def overlap_add(x: torch.Tensor) -> torch.Tensor:  # (N, F, n_fft) -> (N, (F + r - 1) * hop)
+        segments = x.reshape(x.shape[0], frames, r, hop)
+        total = (frames + r - 1) * hop
+        return sum(torch.nn.functional.pad(segments[:, :, j].reshape(x.shape[0], frames * hop),
+                                           (j * hop, total - j * hop - frames * hop)) for j in range(r))
+
+    audio = overlap_add(pieces)  # (N, (F + r - 1) * hop)
+    envelope = overlap_add(window.pow(2).expand(1, frames, n_fft))  # (1, ...)
+    start = n_fft // 2  # center=True: the first frame is centred on sample 0
+    audio, envelope = audio[:, start:start + length], envelope[:, start:start + length]
+    return audio / torch.where(envelope > 1e-11, envelope, torch.ones_like(envelope))
 
 
 def _hann_sign_phase(distance: torch.Tensor) -> torch.Tensor:
