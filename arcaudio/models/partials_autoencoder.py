@@ -83,7 +83,10 @@ def hann_kernel(distance: torch.Tensor) -> torch.Tensor:
     """|W(d)| / W(0) of a Hann window's transform at `distance` bins: |sinc(d) / (1 - d^2)|."""
     d = distance.abs()
     near_one = (d - 1).abs() < 1e-4  # 0 / 0 there; the limit is 1/2
-    value = torch.sinc(d) / torch.where(near_one, torch.ones_like(d), 1 - d**2)
+    at_zero = d < 1e-6  # sinc(0) = 1, written out: ONNX exporters turn torch.sinc into sin(x) / x, NaN at 0
+    angle = math.pi * torch.where(at_zero, torch.ones_like(d), d)
+    sinc = torch.where(at_zero, torch.ones_like(d), torch.sin(angle) / angle)
+    value = sinc / torch.where(near_one, torch.ones_like(d), 1 - d**2)
     return torch.where(near_one, torch.full_like(d, 0.5), value.abs())
 
 
@@ -221,7 +224,7 @@ class PartialsDecoder(nn.Module):
         if c.noise_bands == 1:
             return noise[..., :1].expand(*noise.shape[:-1], bins)
         w = (position - i0).clamp(0, 1)
-        log_power = torch.log(noise.pow(2) + _TINY)
+        log_power = torch.log(noise.pow(2) + _TINY).clamp_min(math.log(_TINY))  # never -inf (0 x -inf is NaN)
         interpolated = log_power[..., i0] * (1 - w) + log_power[..., i0 + 1] * w
         return torch.where(noise[..., i0].eq(0) & noise[..., i0 + 1].eq(0), torch.zeros_like(interpolated),
                            (0.5 * interpolated).exp())
