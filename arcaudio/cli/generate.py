@@ -78,6 +78,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model = load(model_name, device=args.device, t5=args.t5, precision=args.precision, encoder=needs_encoder)
     print(f"arcaudio generate: {model_name} in {precision_of(model)} on {hardware(model.device).describe()}",
           file=sys.stderr)
+    for spec in args.lora or []:
+        from ..nn.lora import apply_adapter, parse_adapter_spec
+
+        path, scale = parse_adapter_spec(spec)
+        apply_adapter(model, path, scale)
+        print(f"arcaudio generate: LoRA {path} at scale {scale:g} (merged)", file=sys.stderr)
     if args.compile:
         from ..compilation import compile_model
 
@@ -263,6 +269,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None)
     add_precision_argument(p)
     add_compile_argument(p)
+    p.add_argument("--lora", action="append", metavar="ADAPTER[:SCALE]",
+                   help="apply a LoRA adapter (from `arcaudio train --lora`), merged, at SCALE (default 1); repeatable")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("demo", help="generate a few clips with the built-in default model, with spectrograms")

@@ -19,7 +19,8 @@ from ..training.config import TrainConfig, apply_overrides
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     data = json.loads(open(args.config).read()) if args.config else TrainConfig().to_dict()
     direct = {"stage": args.stage, "model": args.model, "data": args.data, "steps": args.steps,
-              "batch_size": args.batch_size, "seed": args.seed, "precision": args.precision}
+              "batch_size": args.batch_size, "seed": args.seed, "precision": args.precision,
+              "lora": args.lora}
     overrides = [f"{k}={v!r}" for k, v in direct.items() if v is not None] + list(args.set)
     return TrainConfig.from_dict(apply_overrides(data, overrides))
 
@@ -61,6 +62,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--lora", metavar="rank=16[,alpha=..,dropout=..,targets=to_qkv+ff]",
+                   help="flow stage: train LoRA adapters on the DiT only; writes adapter.safetensors and the merged "
+                        "model")
     p.add_argument("--precision", choices=["fp32", "bf16"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a train-config field, e.g. --set optim.lr=3e-4 (repeatable)")

@@ -112,6 +112,7 @@ class TrainConfig(JsonConfig):
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CPUs with bf16 and GPUs)
     grad_checkpointing: bool = False  # recompute DiT blocks in the backward pass (saves memory)
     ema_decay: float = 0.999  # EMA of trainable weights; exported model uses it; 0 disables
+    lora: str | None = None  # flow stage: train only LoRA adapters on the DiT ("rank=16,alpha=16,targets=to_qkv+ff")
     ema_warmup_power: float = 0.75  # decay_k = min(ema_decay, 1 - (k + 1) ** -power)
     checkpoint_every: int = 500
     log_every: int = 10
@@ -125,6 +126,10 @@ class TrainConfig(JsonConfig):
     def validate(self) -> TrainConfig:
         if not self.data:
             raise ValueError("train config needs `data`: a manifest file or a folder of pre-encoded latents")
+        if self.lora is not None:
+            from ..nn.lora import LoRAConfig
+
+            LoRAConfig.parse(self.lora)  # a bad setting fails before any work
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

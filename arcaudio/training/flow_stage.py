@@ -71,8 +71,8 @@ class FlowStage:
         model.to(info.device).train()
         model.autoencoder.requires_grad_(False).eval()
         prompt = model.conditioners["prompt"]
-        text_trainable = prompt.builtin and config.flow.train_text_encoder
-        if prompt.builtin:
+        text_trainable = prompt.builtin and config.flow.train_text_encoder and config.lora is None
+        if prompt.builtin and config.lora is None:  # with LoRA only the adapters train (runner.train froze the rest)
             prompt.requires_grad_(text_trainable)
         model.dit.grad_checkpointing = config.grad_checkpointing
         self.objective = wrap_ddp(FlowObjective(model), info)
@@ -120,6 +120,14 @@ class FlowStage:
             self.ema.load_state_dict(state["ema"])
 
     def export(self, path: Path) -> Path:
-        """Save the model with its EMA weights in arcaudio format."""
+        """Save the model with its EMA weights in arcaudio format; with LoRA, the adapter file beside it
+        (`adapter.safetensors`) and the model with the adapters merged."""
         with swapped_in(self.ema, self.model):
-            return save_model(self.model, path)
+            if self.config.lora is None:
+                return save_model(self.model, path)
+            import copy
+
+            from ..nn.lora import LoRAConfig, merge_lora, save_adapter
+
+            save_adapter(self.model, Path(path).with_name("adapter.safetensors"), LoRAConfig.parse(self.config.lora))
+            return save_model(merge_lora(copy.deepcopy(self.model)), path)

@@ -102,6 +102,16 @@ def train(config: TrainConfig, run_dir: str | Path, model_overrides: list[str] |
     info = init_distributed(device)
     try:
         model = build_training_model(config, model_overrides)
+        if config.lora is not None:
+            if config.stage != "flow":
+                raise ValueError(f"LoRA trains in the flow stage (adapters on the flow base); got stage "
+                                 f"{config.stage!r}")
+            from ..nn.lora import LoRAConfig, inject_dit_lora
+
+            model.requires_grad_(False)
+            with torch.random.fork_rng(devices=[]):  # the adapters' initial A from the run's seed: same seed, same run
+                torch.manual_seed(config.seed)
+                inject_dit_lora(model, LoRAConfig.parse(config.lora))  # only the adapters are trainable
         dataset, collate = build_dataset(config, model.config)
         from_scratch = resolve_model_config(config.model, model_overrides) is not None
         stage = build_stage(model, config, info, from_scratch=from_scratch)
