@@ -113,7 +113,8 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
              callback: Callback | None = None, init_audio: torch.Tensor | Sequence[torch.Tensor] | None = None,
              strength: float = 1.0, batch_size: int | None = None, decode_chunk: int | None = None,
              negative_prompt: str | Sequence[str] | None = None, cfg_interval: tuple[float, float] = (0.0, 1.0),
-             cfg_rescale: float = 0.0, init_posterior: str = "mean") -> list[torch.Tensor]:
+             cfg_rescale: float = 0.0, init_posterior: str = "mean",
+             loras: Sequence[str | Path | tuple[str | Path, float]] | None = None) -> list[torch.Tensor]:
     """Generate one clip per prompt.
 
     Defaults follow the model's objective: ping-pong, 8 steps, no CFG for post-trained (`rf_denoiser`) models;
@@ -135,10 +136,20 @@ def generate(model: TextToAudioModel, prompts: Sequence[str] | str, seconds: flo
     fewer) or a posterior "sample" (stable-audio-tools' behaviour).
     Prompts longer than the text encoder takes are truncated, with a UserWarning naming them.
 
+    `loras`: LoRA adapter files (or (file, scale) pairs) merged into the DiT for this call only (nn/lora.py
+    `adapters_applied`: the weights are restored exactly afterwards; for many calls apply them once with
+    `apply_adapter`).
     `callback(i, x)` is called after every sampling step of every batch. `decode_chunk`: decode that many latent
     frames at a time, for less memory (AudioAutoencoder.decode).
     Returns a list of (channels, round(seconds * sample_rate)) float tensors on the model's device.
     """
+    if loras:
+        from .nn.lora import adapters_applied
+
+        pairs = [spec if isinstance(spec, tuple) else (spec, 1.0) for spec in loras]
+        with adapters_applied(model, pairs):
+            return generate(model, prompts, seconds, steps, sampler, cfg_scale, seed, callback, init_audio, strength,
+                            batch_size, decode_chunk, negative_prompt, cfg_interval, cfg_rescale, init_posterior)
     prompts = _check_prompts(prompts, "prompts")
     sampling_settings(model.config.objective, sampler, steps, cfg_scale)  # bad settings fail before any work
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):

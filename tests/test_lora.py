@@ -126,3 +126,38 @@ def test_a_killed_lora_run_resumes_exactly(base_and_run, manifest, tmp_path):
     assert main(_args(manifest, base, tmp_path / "r")) == 0  # resumes from step 2
     a, b = load_file(run / "adapter.safetensors"), load_file(tmp_path / "r" / "adapter.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_generate_takes_adapters_for_one_call_and_restores_the_weights(base_and_run):
+    from arcaudio.generation import generate
+
+    base, run = base_and_run
+    model = load(base)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = generate(model, ["a zorblat"], seconds=0.5, steps=2, seed=1)[0]
+    with_lora = generate(model, ["a zorblat"], seconds=0.5, steps=2, seed=1,
+                         loras=[(run / "adapter.safetensors", 1.0)])[0]
+    merged = generate(load(run / "model.safetensors"), ["a zorblat"], seconds=0.5, steps=2, seed=1)[0]
+    assert not torch.allclose(plain, with_lora) and torch.allclose(with_lora, merged, atol=1e-4)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # restored exactly
+    with pytest.raises(ValueError, match="another architecture"):
+        generate(load("tiny"), ["a"], seconds=0.5, steps=1, loras=[run / "adapter.safetensors"])
+
+
+def test_the_server_applies_an_adapter_per_request(base_and_run):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from arcaudio.server.app import create_app
+
+    base, run = base_and_run
+    model = load(base)
+    with TestClient(create_app(model, "base", adapters={"zorb": str(run / "adapter.safetensors")})) as client:
+        assert client.get("/v1/info").json()["lora_adapters"] == ["zorb"]
+        body = {"prompt": "a zorblat", "seconds": 0.5, "steps": 2, "seed": 1, "spectrogram": False}
+        plain = client.post("/v1/generate", json=body).json()["clips"][0]["audio"]
+        adapted = client.post("/v1/generate", json={**body, "lora": [{"name": "zorb"}]}).json()["clips"][0]["audio"]
+        again = client.post("/v1/generate", json=body).json()["clips"][0]["audio"]
+        assert adapted != plain and again == plain  # per request; the model is restored after
+        bad = client.post("/v1/generate", json={**body, "lora": [{"name": "nope"}]})
+        assert bad.status_code == 422 and "unknown LoRA adapter 'nope'; this server has ['zorb']" in bad.text

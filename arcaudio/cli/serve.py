@@ -28,7 +28,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     name = args.model or DEFAULT_MODEL
     model = load(name, device=args.device, t5=args.t5, precision=args.precision)  # encoder kept: audio-to-audio
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 2**20))
-    app = create_app(model, name, token=token, max_queue=args.max_queue, max_batch=args.max_batch, limits=limits)
+    adapters = {}
+    for spec in args.lora or []:
+        adapter_name, sep, path = spec.partition("=")
+        if not sep or not adapter_name or not path:
+            raise ValueError(f"--lora takes NAME=PATH, got {spec!r}")
+        adapters[adapter_name] = path
+    app = create_app(model, name, token=token, max_queue=args.max_queue, max_batch=args.max_batch, limits=limits,
+                     adapters=adapters)
     print(f"arcaudio serve: {name} in {precision_of(model)} on {hardware(model.device).describe()}; "
           f"http://{args.host}:{args.port}/ (API docs at /docs){', token required' if token else ''}",
           file=sys.stderr)
@@ -48,6 +55,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-batch", type=int, default=8, help="clips of compatible jobs sharing one forward pass")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest audio upload (default 20 MB)")
     add_precision_argument(p)
+    p.add_argument("--lora", action="append", metavar="NAME=PATH",
+                   help="a LoRA adapter requests may ask for by NAME (repeatable); needs a float DiT (--precision "
+                        "fp32 or bf16 for large models)")
     p.add_argument("--t5", help="local folder of the T5 text encoder")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true", help="log warnings only")

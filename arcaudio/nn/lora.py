@@ -10,6 +10,7 @@ applied to its ARC post-training, whose weights differ).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -210,3 +211,41 @@ def parse_adapter_spec(spec: str) -> tuple[str, float]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"LoRA adapter {path!r} does not exist")
     return path, scale
+
+
+@contextlib.contextmanager
+def adapters_applied(model: nn.Module, adapters: list[tuple[str | Path, float]]):
+    """Within the block, `model` has the adapters [(path, scale), ...] merged into its DiT's weights; on exit the
+    touched weights are restored exactly (saved copies, not subtraction). Several adapters add up. For one call
+    (`generate(..., loras=...)`, one server request) without keeping them.
+
+    Raises:
+        ValueError: for an adapter of another architecture, or a DiT without float linear weights (int8).
+    """
+    saved: dict[str, torch.Tensor] = {}
+    try:
+        for path, scale in adapters:
+            config, info, state = read_adapter(path)
+            for name, shape in info["layers"].items():
+                try:
+                    layer = model.get_submodule(name)
+                except AttributeError:
+                    raise ValueError(f"adapter {str(path)!r} was trained on another architecture: this model has "
+                                     f"no layer {name!r}") from None
+                weight = getattr(layer, "weight", None)
+                if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
+                    raise ValueError(f"adapter {str(path)!r} needs float linear weights; {name} is "
+                                     f"{type(layer).__name__} (load the model with precision fp32 or bf16)")
+                if list(weight.shape) != shape:
+                    raise ValueError(f"adapter {str(path)!r} was trained on another architecture: {name} is "
+                                     f"{list(weight.shape)} here, {shape} in its base")
+                if name not in saved:
+                    saved[name] = weight.detach().clone()
+                update = state[f"{name}.lora_B"].float() @ state[f"{name}.lora_A"].float()  # (out, in)
+                with torch.no_grad():
+                    weight.add_((float(scale) * config.scale * update).to(weight))
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, weight in saved.items():
+                model.get_submodule(name).weight.copy_(weight)

@@ -55,6 +55,11 @@ class RequestError(ValueError):
         self.status = status
 
 
+class LoraRef(BaseModel):
+    name: str = Field(description="an adapter the server was started with (`arcaudio serve --lora NAME=PATH`)")
+    scale: float = Field(1.0, description="adapter strength")
+
+
 class GenerateBody(BaseModel):
     """A text-to-audio request (limits: GET /v1/info)."""
 
@@ -66,6 +71,7 @@ class GenerateBody(BaseModel):
     cfg_scale: float | None = Field(None, description="classifier-free guidance (default: the model's)")
     format: Literal["wav", "flac"] = "wav"
     spectrogram: bool = Field(True, description="include a PNG spectrogram of each clip")
+    lora: list[LoraRef] = Field(default_factory=list, description="LoRA adapters for this request, by name")
 
 
 class LoopBody(BaseModel):
@@ -85,8 +91,14 @@ class LoopBody(BaseModel):
 
 
 def create_app(model: TextToAudioModel, model_name: str, token: str | None = None, max_queue: int = 16,
-               max_batch: int = 8, limits: Limits = Limits()):
-    """The FastAPI app serving `model` (loaded once, owned by one worker thread; see worker.py)."""
+               max_batch: int = 8, limits: Limits = Limits(), adapters: dict[str, str] | None = None):
+    """The FastAPI app serving `model` (loaded once, owned by one worker thread; see worker.py). `adapters`: LoRA
+    adapter files by name, which requests may ask for (merged per batch, restored after)."""
+    from ..nn.lora import read_adapter
+
+    adapters = dict(adapters or {})
+    for path in adapters.values():
+        read_adapter(path)  # a bad file fails at start, not on a request
     config = model.config
     default_sampler, default_steps, default_cfg = (
         lambda s: (s.sampler, s.steps, s.cfg_scale))(sampling_settings(config.objective))
@@ -177,7 +189,16 @@ def create_app(model: TextToAudioModel, model_name: str, token: str | None = Non
                 "defaults": {"sampler": default_sampler, "steps": default_steps, "cfg_scale": default_cfg},
                 "precision": str(precision_of(model)), "hardware": hardware(model.device).describe(),
                 "limits": asdict(limits), "max_queue": worker.max_queue, "max_batch": worker.max_batch,
+                "lora_adapters": sorted(adapters),
                 "token_required": token is not None}
+
+    def lora_pairs(refs: list[LoraRef]) -> tuple:
+        for ref in refs:
+            if ref.name not in adapters:
+                raise RequestError(422, f"unknown LoRA adapter {ref.name!r}; this server has {sorted(adapters)}")
+            if not (math.isfinite(ref.scale) and -4 <= ref.scale <= 4):
+                raise RequestError(422, f"LoRA scale must be in [-4, 4], got {ref.scale}")
+        return tuple((adapters[r.name], float(r.scale)) for r in refs)
 
     @app.post("/v1/generate", dependencies=auth, tags=["generate"])
     async def generate_clips(body: GenerateBody, request: Request, stream: bool = False):
@@ -186,6 +207,7 @@ def create_app(model: TextToAudioModel, model_name: str, token: str | None = Non
         sampling step), then `result` (the same JSON) or `error`; closing the stream cancels the job."""
         job_req = job_request(body.prompt, body.seconds, body.steps, body.seed, body.variations, body.cfg_scale,
                               body.format, body.spectrogram)
+        job_req = dataclasses.replace(job_req, loras=lora_pairs(body.lora))
         return await run(request, job_req, stream or "text/event-stream" in request.headers.get("accept", ""))
 
     @app.post("/v1/generate/audio", dependencies=auth, tags=["generate"],

@@ -22,6 +22,7 @@ from ..data.audio import audio_bytes
 from ..data.spectrogram import spectrogram_png
 from ..generation import GenerationCancelled, condition, decode, sample
 from ..models.text_to_audio import TextToAudioModel
+from ..nn.lora import adapters_applied
 
 
 class QueueFull(Exception):
@@ -45,10 +46,13 @@ class JobRequest:
     strength: float = 1.0
     loop_samples: int | None = None  # a loop: each clip closed with creative.loops.seamless_loop at this length
     crossfade_samples: int = 0
+    loras: tuple = ()  # ((adapter path, scale), ...) merged for this job only (nn/lora.py adapters_applied)
 
     def batch_key(self) -> tuple | None:
         """Requests with the same key share a forward pass; audio-to-audio runs alone."""
-        return None if self.init_audio is not None else (self.seconds, self.steps, self.cfg_scale, self.loop_samples)
+        if self.init_audio is not None:
+            return None
+        return self.seconds, self.steps, self.cfg_scale, self.loop_samples, self.loras
 
 
 @dataclass
@@ -138,7 +142,8 @@ class GenerationWorker:
                 continue
             self.busy = True
             try:
-                self._generate(live)
+                with adapters_applied(self.model, list(live[0].request.loras)):
+                    self._generate(live)
             except GenerationCancelled:
                 for job in live:
                     job.emit("cancelled", None)
