@@ -161,3 +161,16 @@ def test_the_server_applies_an_adapter_per_request(base_and_run):
         assert adapted != plain and again == plain  # per request; the model is restored after
         bad = client.post("/v1/generate", json={**body, "lora": [{"name": "nope"}]})
         assert bad.status_code == 422 and "unknown LoRA adapter 'nope'; this server has ['zorb']" in bad.text
+
+
+def test_lora_trains_under_torchrun_with_two_processes(base_and_run, manifest, tmp_path):
+    import os
+
+    base, _ = base_and_run
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "arcaudio",
+                           *_args(manifest, base, tmp_path / "ddp", steps=2)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    config, _, tensors = read_adapter(tmp_path / "ddp" / "adapter.safetensors")
+    assert config.rank == 4 and any(t.abs().sum() > 0 for k, t in tensors.items() if k.endswith("lora_B"))
