@@ -326,3 +326,34 @@ def test_cli_encode(tmp_path, clips, capsys):
     assert "different settings (fingerprint" in capsys.readouterr().err
     assert main(["encode", str(model), str(tmp_path / "nope.csv"), str(out)]) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+def test_a_crop_decodes_only_its_window_and_equals_the_whole_file_crop(tmp_path):
+    import time
+
+    from arcaudio.data.audio import crop_or_pad, read_audio, resample, to_channels
+    from arcaudio.data.dataset import AudioDataset
+
+    rng = np.random.default_rng(0)
+    for rate in (44100, 48000):  # the dataset's own rate (exact), and one it resamples (close)
+        long = 0.3 * rng.standard_normal((rate * 600, 2)).astype(np.float32)  # 10 minutes
+        short = long[: rate * 10]  # 10 seconds
+        sf.write(tmp_path / f"long{rate}.wav", long, rate)
+        sf.write(tmp_path / f"short{rate}.wav", short, rate)
+        entries = [{"path": str(tmp_path / f"{n}{rate}.wav"), "caption": n} for n in ("long", "short")]
+        data = AudioDataset(entries, sample_rate=44100, sample_size=44100 * 3, channels=2, seed=5)
+        for i in range(2):
+            item = data[i]
+            whole, file_rate = read_audio(entries[i]["path"])
+            whole = to_channels(resample(whole, file_rate, 44100), 2)
+            want, seconds = crop_or_pad(whole, 44100 * 3, data.crop_offset(i, whole.shape[-1]), 44100)
+            assert item["seconds_total"] == pytest.approx(seconds)
+            error = (item["audio"] - want).abs().max()
+            assert error == 0 if rate == 44100 else error < 1e-3, (rate, i, float(error))
+        times = []
+        for i in range(2):  # the cost follows the window, not the file
+            t0 = time.perf_counter()
+            for _ in range(5):
+                data[i]
+            times.append(time.perf_counter() - t0)
+        assert times[0] < 5 * times[1] + 0.05, times  # whole-file decoding of 10 min would be ~60x

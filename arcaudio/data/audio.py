@@ -48,6 +48,36 @@ def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     return _decode(str(path), path)
 
 
+def audio_frames(path: str | Path) -> tuple[int, int] | None:
+    """(frames, sample_rate) from the file's header, without decoding it; None when the header does not say (some
+    MP3s) or the file is unreadable (read_audio then reports why)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except (sf.SoundFileError, RuntimeError, OSError):
+        return None
+    return (int(info.frames), int(info.samplerate)) if info.frames > 0 else None
+
+
+def read_audio_window(path: str | Path, start: int, frames: int) -> tuple[torch.Tensor, int]:
+    """Frames [start, start + frames) of a file (fewer at its end), decoded alone: the cost follows the window, not
+    the file. Returns ((C, n) float32, sample_rate); AudioReadError as read_audio."""
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(max(0, start))
+            data = f.read(max(0, frames), dtype="float32", always_2d=True)  # (n, C)
+            rate = f.samplerate
+    except (sf.SoundFileError, RuntimeError, OSError) as err:
+        raise AudioReadError(path, f"unreadable ({err})") from err
+    if not np.isfinite(data).all():
+        raise AudioReadError(path, f"{int((~np.isfinite(data)).sum())} non-finite (NaN or infinite) sample values")
+    return torch.from_numpy(np.ascontiguousarray(data.T)), int(rate)
+
+
 def read_audio_bytes(data: bytes, name: str = "upload") -> tuple[torch.Tensor, int]:
     """`read_audio` for the bytes of an audio file held in memory (an upload: no name of the client's ever
     reaches the filesystem). `name` only labels errors. Raises AudioReadError as read_audio does."""

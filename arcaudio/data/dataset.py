@@ -9,6 +9,7 @@ DDP ranks (gather the lists and take the union).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import AudioReadError, crop_or_pad, read_audio, resample, to_channels
+from .audio import (
+    AudioReadError,
+    audio_frames,
+    crop_or_pad,
+    read_audio,
+    read_audio_window,
+    resample,
+    to_channels,
+)
 from .manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 
 MIN_SAMPLES = 1024  # default shortest usable file, in samples at the dataset's sample rate
+RESAMPLE_MARGIN_S = 0.05  # decoded either side of a window whose file is resampled: the filter's edge settles
 CORE_FIELDS = ("audio", "caption", "seconds_total", "path", "skipped")
 _warned: set[str] = set()  # paths already warned about in this process
 
@@ -37,8 +47,10 @@ class AudioDataset(Dataset):
         plus the manifest entry's other fields (e.g. `seconds`, `attributes`), which never override the above.
 
     The crop offset is drawn from `np.random.default_rng([seed, epoch, i])`, so it depends only on (seed, epoch, i)
-    (not on worker, process or call order); with `random_crop=False` it is 0. Files are decoded and resampled
-    whole on every access.
+    (not on worker, process or call order); with `random_crop=False` it is 0. Only the window is decoded (its
+    frames sought in the file, plus RESAMPLE_MARGIN_S either side when the file's rate differs, resampled and cut),
+    so an item costs the same from an hour-long file as from a short one; files whose header gives no length are
+    decoded whole.
 
     Args:
         manifest: a CSV / JSONL manifest path (see `read_manifest`) or a list of its entries.
@@ -95,6 +107,36 @@ class AudioDataset(Dataset):
                                        f"the minimum is {self.min_samples}")
         return audio
 
+    def window(self, index: int, item: int) -> tuple[torch.Tensor, float] | None:
+        """The crop of entry `index` for item `item` decoded alone: (window (channels, sample_size), seconds_total),
+        as `crop_or_pad` of the whole file would give; None when the header gives no length (decode whole)."""
+        path = self.entries[index]["path"]
+        header = audio_frames(path)
+        if header is None:
+            return None
+        frames, rate = header
+        total = round(frames * self.sample_rate / rate)  # the whole file's length at the dataset's rate
+        if total < self.min_samples:
+            raise AudioReadError(path, f"too short: {total} samples at {self.sample_rate} Hz, the minimum is "
+                                       f"{self.min_samples}")
+        offset = self.crop_offset(item, total)
+        length = min(self.sample_size, total - offset)
+        if rate == self.sample_rate:
+            audio, _ = read_audio_window(path, offset, length)
+            audio = to_channels(audio, self.channels)
+        else:
+            margin = round(RESAMPLE_MARGIN_S * rate)
+            start = max(0, math.floor(offset * rate / self.sample_rate) - margin)
+            step = rate // math.gcd(rate, self.sample_rate)  # a start on this grid lands on a whole output sample
+            start -= start % step
+            stop = min(frames, math.ceil((offset + length) * rate / self.sample_rate) + margin)
+            audio, _ = read_audio_window(path, start, stop - start)
+            audio = to_channels(resample(audio, rate, self.sample_rate), self.channels)
+            first = start * self.sample_rate // rate  # where the decoded piece starts at the dataset's rate (exact)
+            audio = audio[:, offset - first: offset - first + length]
+        window = torch.nn.functional.pad(audio, (0, self.sample_size - audio.shape[-1]))
+        return window, audio.shape[-1] / self.sample_rate
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         n = len(self.entries)
         if not -n <= i < n:
@@ -105,7 +147,8 @@ class AudioDataset(Dataset):
             j = (i + step) % n
             if j not in self._bad:
                 try:
-                    audio = self.load(j)
+                    cropped = self.window(j, i)
+                    audio = self.load(j) if cropped is None else None
                     break
                 except AudioReadError as err:
                     self._bad[j] = err.reason
@@ -118,8 +161,11 @@ class AudioDataset(Dataset):
             raise ValueError(f"none of the {n} files of the dataset is usable ({reasons}"
                              f"{'; ...' if len(self._bad) > 5 else ''})")
         entry = self.entries[j]
-        window, seconds_total = crop_or_pad(audio, self.sample_size, self.crop_offset(i, audio.shape[-1]),
-                                            self.sample_rate)
+        if cropped is not None:
+            window, seconds_total = cropped
+        else:
+            window, seconds_total = crop_or_pad(audio, self.sample_size, self.crop_offset(i, audio.shape[-1]),
+                                                self.sample_rate)
         item = {k: v for k, v in entry.items() if k not in CORE_FIELDS}
         item.update(audio=window.float(), caption=entry["caption"], seconds_total=seconds_total, path=entry["path"],
                     skipped=skipped)
