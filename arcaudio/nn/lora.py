@@ -180,14 +180,7 @@ def apply_adapter(model: nn.Module, path: str | Path, scale: float = 1.0, merge:
     """
     config, info, state = read_adapter(path)
     for name, shape in info["layers"].items():
-        try:
-            layer = model.get_submodule(name)
-        except AttributeError:
-            raise ValueError(f"adapter {str(path)!r} was trained on another architecture: this model has no layer "
-                             f"{name!r}") from None
-        if list(layer.weight.shape) != shape:
-            raise ValueError(f"adapter {str(path)!r} was trained on another architecture: {name} is "
-                             f"{list(layer.weight.shape)} here, {shape} in its base")
+        _target_weight(model, path, name, shape)
     if lora_layers(model) and merge:
         merge_lora(model)  # earlier unmerged adapters first
     wrapped = set(inject_dit_lora(model, config)) if not lora_layers(model) else set(lora_layers(model))
@@ -202,6 +195,27 @@ def apply_adapter(model: nn.Module, path: str | Path, scale: float = 1.0, merge:
     for layer in lora_layers(model).values():
         layer.multiplier = float(scale)
     return merge_lora(model) if merge else model
+
+
+def _target_weight(model: nn.Module, path, name: str, shape: list[int]) -> torch.Tensor:
+    """The float weight of layer `name`, checked against the adapter's base shape.
+
+    Raises:
+        ValueError: no such layer or another shape (another architecture), or no float weight (an int8 DiT).
+    """
+    try:
+        layer = model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"adapter {str(path)!r} was trained on another architecture: this model has no layer "
+                         f"{name!r}") from None
+    weight = getattr(layer, "weight", None)
+    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
+        raise ValueError(f"adapter {str(path)!r} needs float linear weights; {name} is {type(layer).__name__} "
+                         "(load the model with precision fp32 or bf16)")
+    if list(weight.shape) != shape:
+        raise ValueError(f"adapter {str(path)!r} was trained on another architecture: {name} is "
+                         f"{list(weight.shape)} here, {shape} in its base")
+    return weight
 
 
 def parse_adapter_spec(spec: str) -> tuple[str, float]:
@@ -227,18 +241,7 @@ def adapters_applied(model: nn.Module, adapters: list[tuple[str | Path, float]])
         for path, scale in adapters:
             config, info, state = read_adapter(path)
             for name, shape in info["layers"].items():
-                try:
-                    layer = model.get_submodule(name)
-                except AttributeError:
-                    raise ValueError(f"adapter {str(path)!r} was trained on another architecture: this model has "
-                                     f"no layer {name!r}") from None
-                weight = getattr(layer, "weight", None)
-                if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
-                    raise ValueError(f"adapter {str(path)!r} needs float linear weights; {name} is "
-                                     f"{type(layer).__name__} (load the model with precision fp32 or bf16)")
-                if list(weight.shape) != shape:
-                    raise ValueError(f"adapter {str(path)!r} was trained on another architecture: {name} is "
-                                     f"{list(weight.shape)} here, {shape} in its base")
+                weight = _target_weight(model, path, name, shape)
                 if name not in saved:
                     saved[name] = weight.detach().clone()
                 update = state[f"{name}.lora_B"].float() @ state[f"{name}.lora_A"].float()  # (out, in)

@@ -3,12 +3,13 @@ distance, recall / coverage), diversity (CCDS) and, for joint audio-text models,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
 
 
-class Embedder:
+class Embedder(ABC):
     """`embed(clips, sample_rate)`: clips are (channels, samples) arrays or tensors at `sample_rate`; the embedder
     resamples and mixes down as its protocol says and returns (N, D) float64. Joint audio-text embedders also
     `embed_text(texts) -> (N, D)`; taggers `tag_probabilities(clips, sample_rate) -> (N, classes)`."""
@@ -18,8 +19,9 @@ class Embedder:
     channels: int = 1
     standardise: bool = False  # z-score with the reference's statistics before distances (unlike-scaled features)
 
+    @abstractmethod
     def embed(self, clips: Sequence, sample_rate: int) -> np.ndarray:
-        raise NotImplementedError
+        """(N, D) float64 embeddings of N clips at `sample_rate`."""
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray | None:
         return None  # not a joint audio-text model
