@@ -316,7 +316,7 @@ def test_cli_encode(tmp_path, clips, capsys):
     argv = ["encode", str(model), str(manifest), str(out), "--shard-size", "4", "--batch-size", "2"]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "encoded 3 clip(s) of 6 manifest entries" in text and "2 shard(s), 2 written, 0 reused" in text
+    assert "encoded 3 clip(s) from 6 manifest entries" in text and "2 shard(s), 2 written, 0 reused" in text
     assert "skipped 3 file(s):" in text and all(p in text for p in bad)
     assert LatentDataset(out).latents.shape == (3, 32, 64)  # the tiny preset's window: 131072 samples
     assert main(argv) == 0
@@ -357,3 +357,93 @@ def test_a_crop_decodes_only_its_window_and_equals_the_whole_file_crop(tmp_path)
                 data[i]
             times.append(time.perf_counter() - t0)
         assert times[0] < 5 * times[1] + 0.05, times  # whole-file decoding of 10 min would be ~60x
+
+
+# ---- long files: every window, torchrun, a killed encode
+
+
+def test_a_long_file_encodes_to_all_its_windows(tmp_path, tiny_ae):
+    rate, size = 8000, 8192  # 2 minutes at 8 kHz: 117.2 windows of 8192 samples
+    data = np.random.default_rng(3).uniform(-0.5, 0.5, (120 * rate, 2)).astype(np.float32)
+    path = write(tmp_path / "long.wav", data, sr=rate, subtype="FLOAT")
+    ds = AudioDataset([{"path": path, "caption": "two minutes"}], rate, size, 2)
+    offsets = list(range(0, 120 * rate, size))
+    assert ds.window_offsets(0) == offsets and len(offsets) == 118
+    assert ds.window_offsets(0, per_file=3) == [0, offsets[58], offsets[-1]] and ds.window_offsets(0, 1) == [0]
+    assert ds.window_offsets(0, hop=size * 2) == offsets[::2]
+    with pytest.raises(ValueError, match="per_file must be a positive integer or None"):
+        ds.window_offsets(0, per_file=0)
+    lat = LatentDataset(encode_dataset(tiny_ae, ds, tmp_path / "all", shard_size=1, batch_size=16, windows=None))
+    assert len(lat) == 118 and lat.metadata[5]["seconds_start"] == 5 * size / rate
+    tail = 120 * rate - offsets[-1]
+    assert lat.seconds_total.tolist() == pytest.approx([size / rate] * 117 + [tail / rate])  # float32
+    audio = torch.from_numpy(data.T.copy())
+    windows = torch.stack([torch.nn.functional.pad(audio[:, o:o + size], (0, size - audio[:, o:o + size].shape[1]))
+                           for o in offsets])  # the literal windows of the whole decoded file
+    with torch.no_grad():
+        direct = torch.cat([tiny_ae.encode(w, sample=False) for w in windows.split(16)])
+    torch.testing.assert_close(lat.latents, direct, rtol=0, atol=0)
+    first = LatentDataset(encode_dataset(tiny_ae, ds, tmp_path / "one", shard_size=1, windows=1))
+    assert len(first) == 1  # batch of 1 against a batch of 16: equal up to the convolutions' rounding
+    torch.testing.assert_close(first.latents[0], lat.latents[0])
+
+
+def _long_manifest(tmp_path, n=5):
+    rng = np.random.default_rng(4)
+    lines = []
+    for i in range(n):
+        data = rng.uniform(-0.5, 0.5, (round((1 + i) * 0.37 * 8000), 2)).astype(np.float32)
+        lines.append(json.dumps({"path": write(tmp_path / f"f{i}.wav", data, sr=8000), "caption": f"file {i}"}))
+    manifest = tmp_path / "long.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_torchrun_encode_equals_one_process_byte_for_byte(tmp_path):
+    manifest = _long_manifest(tmp_path)
+    model = save_model(arcaudio.load("tiny"), tmp_path / "tiny.safetensors")
+    args = ["-m", "arcaudio", "encode", str(model), str(manifest), "--shard-size", "2", "--batch-size", "3",
+            "--hop-seconds", "0.5"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    import subprocess
+    import sys
+
+    one = subprocess.run([sys.executable, *args, str(tmp_path / "one")], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *args, str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    assert "by 2 processes: 3 shard(s), 3 written" in two.stdout
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(files) == 7
+    for name in files:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    assert len(LatentDataset(tmp_path / "one")) > 5  # the longer files gave several windows each
+
+
+def test_a_killed_encode_resumes_without_redoing_finished_shards(tmp_path, tiny_ae):
+    manifest = _long_manifest(tmp_path)
+    ds = AudioDataset(manifest, 8000, 4096, 2, random_crop=False)
+    whole = encode_dataset(tiny_ae, ds, tmp_path / "whole", shard_size=2, windows=None)
+    out = tmp_path / "killed"
+    seen = []
+
+    def kill_after_three_files(n):
+        seen.append(n)
+        if sum(seen) == 3:  # shard 0 (files 0, 1) written, shard 1 half done
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        encode_dataset(tiny_ae, ds, out, shard_size=2, windows=None, progress=kill_after_three_files)
+    assert sorted(p.name for p in out.iterdir()) == ["shard-00000.json", "shard-00000.safetensors"]
+    calls = []
+    encode = tiny_ae.encode
+    tiny_ae.encode = lambda audio, **k: calls.append(audio.shape[0]) or encode(audio, **k)
+    try:
+        encode_dataset(tiny_ae, ds, out, shard_size=2, windows=None)
+    finally:
+        del tiny_ae.encode
+    assert sum(calls) == len(LatentDataset(whole)) - len(json.loads((out / "shard-00000.json").read_text())["paths"])
+    for p in whole.iterdir():
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name

@@ -107,35 +107,74 @@ class AudioDataset(Dataset):
                                        f"the minimum is {self.min_samples}")
         return audio
 
-    def window(self, index: int, item: int) -> tuple[torch.Tensor, float] | None:
-        """The crop of entry `index` for item `item` decoded alone: (window (channels, sample_size), seconds_total),
-        as `crop_or_pad` of the whole file would give; None when the header gives no length (decode whole)."""
+    def file_samples(self, index: int) -> int:
+        """The length of entry `index`'s file at the dataset's rate, from its header (decoded when the header does
+        not say); AudioReadError if unusable or shorter than min_samples."""
         path = self.entries[index]["path"]
         header = audio_frames(path)
-        if header is None:
-            return None
-        frames, rate = header
-        total = round(frames * self.sample_rate / rate)  # the whole file's length at the dataset's rate
+        total = self.load(index).shape[-1] if header is None else round(header[0] * self.sample_rate / header[1])
         if total < self.min_samples:
             raise AudioReadError(path, f"too short: {total} samples at {self.sample_rate} Hz, the minimum is "
                                        f"{self.min_samples}")
-        offset = self.crop_offset(item, total)
-        length = min(self.sample_size, total - offset)
-        if rate == self.sample_rate:
-            audio, _ = read_audio_window(path, offset, length)
-            audio = to_channels(audio, self.channels)
+        return total
+
+    def window_offsets(self, index: int, per_file: int | None = None, hop: int | None = None) -> list[int]:
+        """Window starts (samples at the dataset's rate) covering entry `index`'s whole file: 0, hop, 2 hop, ...
+        while a window still holds at least min_samples of real audio (the last one is padded); with `per_file`,
+        at most that many of them, evenly spread over the file (per_file=1: the beginning only).
+
+        Args:
+            per_file: None for every window, else a positive count.
+            hop: samples between window starts; None: sample_size (windows side by side).
+        """
+        hop = self.sample_size if hop is None else hop
+        if isinstance(hop, bool) or not isinstance(hop, int) or hop < 1:
+            raise ValueError(f"hop must be a positive number of samples, got {hop!r}")
+        if per_file is not None and (isinstance(per_file, bool) or not isinstance(per_file, int) or per_file < 1):
+            raise ValueError(f"per_file must be a positive integer or None (every window), got {per_file!r}")
+        total = self.file_samples(index)
+        offsets = [0, *range(hop, total - self.min_samples + 1, hop)]
+        if per_file is not None and len(offsets) > per_file:
+            picks = np.linspace(0, len(offsets) - 1, per_file).round().astype(int)
+            offsets = [offsets[k] for k in picks]
+        return offsets
+
+    def clip(self, index: int, offset: int) -> tuple[torch.Tensor, float]:
+        """The window [offset, offset + sample_size) of entry `index`'s file at the dataset's rate, decoded alone
+        (the frames sought, plus RESAMPLE_MARGIN_S either side when the file's rate differs): (window (channels,
+        sample_size), seconds_total of real audio in it; the rest is zeros). AudioReadError if unusable."""
+        path = self.entries[index]["path"]
+        header = audio_frames(path)
+        if header is None:  # no length in the header: decode whole
+            audio = self.load(index)[:, offset: offset + self.sample_size]
         else:
-            margin = round(RESAMPLE_MARGIN_S * rate)
-            start = max(0, math.floor(offset * rate / self.sample_rate) - margin)
-            step = rate // math.gcd(rate, self.sample_rate)  # a start on this grid lands on a whole output sample
-            start -= start % step
-            stop = min(frames, math.ceil((offset + length) * rate / self.sample_rate) + margin)
-            audio, _ = read_audio_window(path, start, stop - start)
-            audio = to_channels(resample(audio, rate, self.sample_rate), self.channels)
-            first = start * self.sample_rate // rate  # where the decoded piece starts at the dataset's rate (exact)
-            audio = audio[:, offset - first: offset - first + length]
+            frames, rate = header
+            total = round(frames * self.sample_rate / rate)
+            length = max(0, min(self.sample_size, total - offset))
+            if rate == self.sample_rate:
+                audio, _ = read_audio_window(path, offset, length)
+                audio = to_channels(audio, self.channels)
+            else:
+                margin = round(RESAMPLE_MARGIN_S * rate)
+                start = max(0, math.floor(offset * rate / self.sample_rate) - margin)
+                step = rate // math.gcd(rate, self.sample_rate)  # a start on this grid lands on a whole output sample
+                start -= start % step
+                stop = min(frames, math.ceil((offset + length) * rate / self.sample_rate) + margin)
+                audio, _ = read_audio_window(path, start, stop - start)
+                audio = to_channels(resample(audio, rate, self.sample_rate), self.channels)
+                first = start * self.sample_rate // rate  # where the decoded piece starts at the dataset's rate (exact)
+                audio = audio[:, offset - first: offset - first + length]
         window = torch.nn.functional.pad(audio, (0, self.sample_size - audio.shape[-1]))
         return window, audio.shape[-1] / self.sample_rate
+
+    def window(self, index: int, item: int) -> tuple[torch.Tensor, float] | None:
+        """The crop of entry `index` for item `item` decoded alone: (window (channels, sample_size), seconds_total),
+        as `crop_or_pad` of the whole file would give; None when the header gives no length (decode whole)."""
+        header = audio_frames(self.entries[index]["path"])
+        if header is None:
+            return None
+        total = self.file_samples(index)
+        return self.clip(index, self.crop_offset(item, total))
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         n = len(self.entries)

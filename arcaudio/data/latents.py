@@ -7,10 +7,14 @@ Folder layout written by `encode_dataset`:
     ...
     index.json               shard list, counts, latent shape, skipped files, settings (written last)
 
-Shard k holds the dataset indices [k * shard_size, (k + 1) * shard_size) whose files are usable; a bad file yields
-no latents (it is listed under `skipped`). Every file is written atomically, the json after its safetensors, so a
-shard is complete when both exist. A killed run resumes where it stopped and writes identical files; it refuses a
-folder whose shards were made with another autoencoder (by fingerprint), dataset or settings.
+Shard k holds the windows of manifest entries [k * shard_size, (k + 1) * shard_size) whose files are usable (one
+per file by default, or N, or all of them: `windows`), each with its `seconds_start`; a bad file yields no latents
+(it is listed under `skipped`). Under torchrun each process writes its share of the shards and rank 0 the index.
+Every file is written atomically, the json after its safetensors, so a shard is complete when both exist. A killed
+run resumes where it stopped and writes identical files; it refuses a folder whose shards were made with another
+autoencoder (by fingerprint), dataset or settings. The encoder's batches are fixed per shard (a shard's windows in
+order, `batch_size` at a time), so a shard is the same bytes whichever process writes it; a different batch_size
+changes latents only by the convolutions' rounding.
 """
 
 from __future__ import annotations
@@ -95,24 +99,37 @@ def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
 def encode_dataset(autoencoder: nn.Module, dataset: Dataset, out_dir: str | Path, shard_size: int = 256,
                    batch_size: int = 8, device: str | torch.device = "cpu", sample: bool = False,
                    progress: Callable[[int], None] | None = None, model_id: str | None = None,
-                   seed: int = 0) -> Path:
-    """Encode every item of an AudioDataset to latents, in resumable shards (see the module docstring).
+                   seed: int = 0, windows: int | None = 1, hop: int | None = None, rank: int = 0,
+                   world_size: int = 1) -> Path:
+    """Encode the windows of every file of an AudioDataset to latents, in resumable shards (see the module
+    docstring).
 
     Args:
         autoencoder: an AudioAutoencoder; it is moved to `device`. Latents are `autoencoder.encode(audio,
             sample=sample)` (B, latent_dim, frames), stored as float32.
-        dataset: an AudioDataset, normally with `random_crop=False` (otherwise the crops of its current epoch).
+        dataset: an AudioDataset (its `window_offsets` and `clip` are used; random_crop does not apply).
         out_dir: the output folder (created if needed; an existing one is resumed).
-        shard_size: dataset indices per shard. batch_size: clips per encoder call.
+        shard_size: manifest entries (files) per shard; a shard holds every window of its files.
+        batch_size: clips per encoder call.
         sample: store posterior samples (drawn from a generator seeded by (seed, shard)) instead of means.
-        progress: called with the number of dataset indices just processed (e.g. `tqdm.update`).
+        progress: called with the number of manifest entries just processed (e.g. `tqdm.update`).
         model_id: a name of the model, stored for information (the fingerprint is what is checked).
+        windows: windows per file: 1 (its beginning, the default), N (evenly spread), or None (every window, so a
+            long recording contributes all of its audio). Each clip's metadata holds `seconds_start`.
+        hop: samples between window starts (default: the dataset's sample_size, windows side by side).
+        rank, world_size: under torchrun, process `rank` encodes shards rank, rank + world_size, ...; every process
+            then waits for the others (a barrier of the default process group) and rank 0 writes index.json. A
+            shard is the same bytes whichever process writes it.
 
     Returns:
         out_dir, with `index.json` written last.
     """
     if shard_size < 1 or batch_size < 1:
         raise ValueError(f"shard_size and batch_size must be >= 1, got {shard_size} and {batch_size}")
+    if windows is not None and (isinstance(windows, bool) or not isinstance(windows, int) or windows < 1):
+        raise ValueError(f"windows must be a positive number of windows per file or None (all), got {windows!r}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
     out_dir = Path(out_dir)
     n = len(dataset)
     config = autoencoder.config
@@ -122,37 +139,38 @@ def encode_dataset(autoencoder: nn.Module, dataset: Dataset, out_dir: str | Path
     if sample_size is not None and sample_size % autoencoder.downsampling_ratio:
         raise ValueError(f"the dataset's sample_size {sample_size} is not a multiple of the autoencoder's "
                          f"downsampling ratio {autoencoder.downsampling_ratio}")
-    if getattr(dataset, "random_crop", False):
-        logger.warning("encoding a dataset with random_crop=True: the latents hold the crops of epoch %s only",
-                       getattr(dataset, "epoch", "?"))
     settings = {
         "format_version": FORMAT_VERSION, "fingerprint": autoencoder_fingerprint(autoencoder),
         "dataset_items": n, "dataset_entries": _entries_fingerprint(dataset), "shard_size": shard_size,
         "sample": bool(sample), "sample_seed": seed if sample else None,
         "sample_batch_size": batch_size if sample else None,  # noise is drawn per batch
-        **{k: getattr(dataset, k, None) for k in ("sample_rate", "sample_size", "channels", "random_crop",
-                                                  "min_samples")},
+        "windows": "all" if windows is None else windows, "hop": hop,
+        **{k: getattr(dataset, k, None) for k in ("sample_rate", "sample_size", "channels", "min_samples")},
     }
-    random_crop = bool(getattr(dataset, "random_crop", False))  # crops depend on (seed, epoch) only then
-    settings["crop_seed"] = getattr(dataset, "seed", None) if random_crop else None
-    settings["epoch"] = getattr(dataset, "epoch", None) if random_crop else None
     _check_settings(out_dir, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     autoencoder.to(device)
     num_shards = -(-n // shard_size)
     done = set(completed_shards(out_dir))
-    shards, skipped = [], {}
-    for k in range(num_shards):
+    for k in range(rank, num_shards, world_size):
         start, stop = k * shard_size, min(n, (k + 1) * shard_size)
         if k in done:
-            meta = json.loads((out_dir / f"{shard_name(k)}.json").read_text())
             logger.debug("reusing %s", shard_name(k))
             if progress is not None:
                 progress(stop - start)
         else:
-            meta = _encode_shard(autoencoder, dataset, out_dir, k, start, stop, batch_size, device, sample, seed,
-                                 settings, progress)
-        shards.append({"name": shard_name(k), "start": start, "stop": stop, "count": meta["count"]})
+            _encode_shard(autoencoder, dataset, out_dir, k, start, stop, batch_size, device, sample, seed, windows,
+                          hop, settings, progress)
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank != 0:
+            return out_dir
+    shards, skipped = [], {}
+    for k in range(num_shards):
+        meta = json.loads((out_dir / f"{shard_name(k)}.json").read_text())
+        shards.append({"name": shard_name(k), "start": meta["start"], "stop": meta["stop"], "count": meta["count"]})
         skipped.update(dict.fromkeys(meta["skipped"]))
     frames = sample_size // autoencoder.downsampling_ratio if sample_size else None
     index = {"format_version": FORMAT_VERSION, "fingerprint": settings["fingerprint"], "model_id": model_id,
@@ -165,33 +183,45 @@ def encode_dataset(autoencoder: nn.Module, dataset: Dataset, out_dir: str | Path
 
 
 def _encode_shard(autoencoder: nn.Module, dataset: Dataset, out_dir: Path, k: int, start: int, stop: int,
-                  batch_size: int, device: str | torch.device, sample: bool, seed: int, settings: dict[str, Any],
-                  progress: Callable[[int], None] | None) -> dict[str, Any]:
-    """Encode dataset indices [start, stop) into shard k; returns its json description."""
+                  batch_size: int, device: str | torch.device, sample: bool, seed: int, windows: int | None,
+                  hop: int | None, settings: dict[str, Any], progress: Callable[[int], None] | None) -> None:
+    """Encode the windows of manifest entries [start, stop) into shard k (its safetensors, then its json)."""
+    from .audio import AudioReadError
+
     generator = None
     if sample:
         generator = torch.Generator(device=device)
         generator.manual_seed(int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0]) >> 1)
-    latents, seconds, captions, paths, metadata, indices, skipped = [], [], [], [], [], [], {}
-    for lo in range(start, stop, batch_size):
-        audio = []
-        for i in range(lo, min(stop, lo + batch_size)):
-            item = dataset[i]
-            skipped.update(dict.fromkeys(item.get("skipped") or []))
-            if item.get("skipped"):
-                continue  # file i is bad: this item is a later file, which gets encoded at its own index
-            audio.append(item["audio"])
-            seconds.append(float(item["seconds_total"]))
-            captions.append(item["caption"])
-            paths.append(item["path"])
-            metadata.append({key: v for key, v in item.items() if key not in CORE_FIELDS})
-            indices.append(i)
-        if audio:
+    latents, pending, seconds, captions, paths, metadata, indices, skipped = [], [], [], [], [], [], [], []
+
+    def flush() -> None:
+        if pending:
             with torch.no_grad():
-                z = autoencoder.encode(torch.stack(audio).to(device), sample=sample, generator=generator)
+                z = autoencoder.encode(torch.stack(pending).to(device), sample=sample, generator=generator)
             latents.append(z.float().cpu())
+            pending.clear()
+
+    for i in range(start, stop):
+        entry = dataset.entries[i]
+        try:
+            clips = [(offset, *dataset.clip(i, offset)) for offset in dataset.window_offsets(i, windows, hop)]
+        except AudioReadError as err:
+            logger.warning("skipping %s", err)
+            skipped.append(entry["path"])
+            clips = []
+        for offset, audio, seconds_total in clips:
+            pending.append(audio)
+            seconds.append(float(seconds_total))
+            captions.append(entry["caption"])
+            paths.append(entry["path"])
+            extra = {key: v for key, v in entry.items() if key not in CORE_FIELDS}
+            metadata.append({**extra, "seconds_start": offset / dataset.sample_rate})
+            indices.append(i)
+            if len(pending) == batch_size:
+                flush()
         if progress is not None:
-            progress(min(stop, lo + batch_size) - lo)
+            progress(1)
+    flush()
     if latents:
         stacked = torch.cat(latents)
     else:
@@ -201,11 +231,10 @@ def _encode_shard(autoencoder: nn.Module, dataset: Dataset, out_dir: Path, k: in
                      {"latents": stacked, "seconds_total": torch.tensor(seconds, dtype=torch.float32)},
                      {"format": "pt"})
     meta = {"shard": k, "start": start, "stop": stop, "count": len(captions), "captions": captions, "paths": paths,
-            "metadata": metadata, "indices": indices, "skipped": list(skipped), "settings": settings}
+            "metadata": metadata, "indices": indices, "skipped": skipped, "settings": settings}
     text = json.dumps(meta, indent=1, ensure_ascii=False)
     atomic_write(out_dir / f"{shard_name(k)}.json", lambda tmp: Path(tmp).write_text(text))
     logger.debug("wrote %s: %d clips, %d skipped", shard_name(k), len(captions), len(skipped))
-    return meta
 
 
 class LatentDataset(Dataset):
