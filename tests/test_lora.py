@@ -104,23 +104,12 @@ def test_a_mismatched_base_is_refused(base_and_run, tmp_path):
                  str(tmp_path)]) == 2
 
 
-_KILL = """
-import os, signal, sys
-import arcaudio.training.loop as loop
-from arcaudio.cli import main
-save = loop.save_checkpoint
-def save_then_die(run_dir, stage, config, step, skipped):
-    save(run_dir, stage, config, step, skipped)
-    if step == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-loop.save_checkpoint = save_then_die
-sys.exit(main(sys.argv[1:]))
-"""
+KILL_AFTER_CHECKPOINT = str(Path(__file__).with_name("kill_after_checkpoint.py"))
 
 
 def test_a_killed_lora_run_resumes_exactly(base_and_run, manifest, tmp_path):
     base, run = base_and_run
-    killed = subprocess.run([sys.executable, "-c", _KILL, *_args(manifest, base, tmp_path / "r")],
+    killed = subprocess.run([sys.executable, KILL_AFTER_CHECKPOINT, "2", *_args(manifest, base, tmp_path / "r")],
                             capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin"})
     assert killed.returncode != 0 and (tmp_path / "r" / "checkpoint.pt").is_file()
     assert main(_args(manifest, base, tmp_path / "r")) == 0  # resumes from step 2

@@ -49,19 +49,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "model.safetensors")
 
 
-# a training run that kills itself (SIGKILL, no clean-up) right after writing the checkpoint of step argv[1]
-_KILL_AFTER_CHECKPOINT = """
-import os, signal, sys
-import arcaudio.training.loop as loop
-from arcaudio.cli import main
-kill_at, save = int(sys.argv[1]), loop.save_checkpoint
-def save_then_die(run_dir, stage, config, step, skipped):
-    save(run_dir, stage, config, step, skipped)
-    if step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-loop.save_checkpoint = save_then_die
-sys.exit(main(sys.argv[2:]))
-"""
+KILL_AFTER_CHECKPOINT = str(Path(__file__).with_name("kill_after_checkpoint.py"))
 
 
 @pytest.mark.parametrize("stage", ["flow", "autoencoder", "arc"])
@@ -71,7 +59,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, audio_manifest, stage
 
     killed = tmp_path / "killed"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_CHECKPOINT, "4",
+    proc = subprocess.run([sys.executable, KILL_AFTER_CHECKPOINT, "4",
                            *_train_args(audio_manifest, killed, 8, stage)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -16,9 +16,9 @@ import argparse
 import logging
 import sys
 
-from . import adherence, arc, bench, encode, evaluate, export, generate, models, serve, synth, train
+from . import adherence, arc, bench, encode, evaluate, export, generate, models, pack, serve, synth, train
 
-COMMANDS = [models, generate, serve, bench, train, arc, encode, synth, adherence, evaluate, export]
+COMMANDS = [models, generate, serve, bench, train, arc, encode, pack, synth, adherence, evaluate, export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,7 +57,8 @@ def add_parser(sub) -> None:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `arc`."""
     p.add_argument("--config", help="a TrainConfig JSON file (defaults otherwise)")
-    p.add_argument("--data", help="manifest (CSV/JSONL) or folder of pre-encoded latents")
+    p.add_argument("--data", help="manifest (CSV/JSONL), folder of pre-encoded latents, or tar shards to stream (a "
+                                   "folder of .tar, a brace pattern, pipe:COMMAND or a URL; arcaudio pack)")
     p.add_argument("--out", required=False, default="runs/train", help="run folder (resumed if it has a checkpoint)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)

@@ -117,6 +117,7 @@ class TrainConfig(JsonConfig):
     checkpoint_every: int = 500
     log_every: int = 10
     num_workers: int = 0  # DataLoader workers per process
+    shuffle_buffer: int = 256  # streamed tar shards only: samples held per shard for shuffling (0: stored order)
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
     optim: OptimConfig = field(default_factory=OptimConfig)
     flow: FlowTrainConfig = field(default_factory=FlowTrainConfig)
@@ -130,6 +131,9 @@ class TrainConfig(JsonConfig):
             from ..nn.lora import LoRAConfig
 
             LoRAConfig.parse(self.lora)  # a bad setting fails before any work
+        if self.shuffle_buffer < 0 or self.num_workers < 0:
+            raise ValueError(f"shuffle_buffer and num_workers must be >= 0, got {self.shuffle_buffer} and "
+                             f"{self.num_workers}")
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

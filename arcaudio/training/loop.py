@@ -6,7 +6,9 @@ optimizer, scheduler, EMA, step), `model.safetensors` (the exported model, EMA w
 
 Resuming is exact: batch k of the run is a pure function of (seed, k) (epoch permutation, rank shard, crop
 offsets), and every random draw of step k comes from a generator seeded with (seed, k, rank), so a killed run
-resumed from its last checkpoint ends with the same weights as an uninterrupted one.
+resumed from its last checkpoint ends with the same weights as an uninterrupted one. A streamed dataset (tar
+shards, data/streaming.py) has no index to permute: the checkpoint records, per stream consumer, the last sample
+trained on, and the resumed stream starts after it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from ..checkpoint import atomic_write
 from ..models.text_to_audio import TextToAudioModel
@@ -64,8 +66,16 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, info: DistInfo
     return [perm[b * global_batch + start: b * global_batch + start + batch_size] for b in range(n // global_batch)]
 
 
-def batches_from(dataset: Dataset, config: TrainConfig, info: DistInfo, start_step: int, collate):
-    """Yield (step, batch) from `start_step` on, forever, in the run's deterministic order."""
+def batches_from(dataset: Dataset, config: TrainConfig, info: DistInfo, start_step: int, collate,
+                 stream_state: dict[str, Any] | None = None):
+    """Yield (step, batch) from `start_step` on, forever, in the run's deterministic order (for a streamed
+    dataset: from the consumers' recorded cursors, `stream_state`)."""
+    if isinstance(dataset, IterableDataset):
+        dataset.configure(info.rank, info.world_size, config.num_workers, start_step,
+                          _stream_cursors(dataset, info, config, stream_state))
+        loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate, num_workers=config.num_workers)
+        yield from enumerate(loader, start=start_step)  # the stream never ends: training counts steps
+        return
     per_epoch = len(dataset) // (config.batch_size * info.world_size)
     step = start_step
     epoch, offset = divmod(start_step, max(per_epoch, 1))
@@ -78,6 +88,37 @@ def batches_from(dataset: Dataset, config: TrainConfig, info: DistInfo, start_st
             yield step, batch
             step += 1
         epoch, offset = epoch + 1, 0
+
+
+def _stream_cursors(dataset, info: DistInfo, config: TrainConfig,
+                    state: dict[str, Any] | None) -> dict[int, list[int]]:
+    if not state:
+        return {}
+    consumers = info.world_size * max(1, config.num_workers)
+    if state["consumers"] != consumers:
+        raise ValueError(f"this run streamed its data to {state['consumers']} consumers (processes x loader "
+                         f"workers); it resumes only with the same split, not {consumers} ({info.world_size} x "
+                         f"{max(1, config.num_workers)}): keep the number of processes and --set num_workers")
+    return {int(c): v for c, v in state["cursors"].items()}
+
+
+class _StreamTracker:
+    """The cursor of the last item trained on, per stream consumer, gathered from every process at checkpoints."""
+
+    def __init__(self, state: dict[str, Any] | None):
+        self.cursors: dict[int, list[int]] = {int(c): v for c, v in (state or {}).get("cursors", {}).items()}
+
+    def update(self, batch: dict[str, Any]) -> None:
+        from ..data.streaming import CURSOR_FIELD
+
+        for consumer, *cursor in batch.get(CURSOR_FIELD) or []:
+            self.cursors[consumer] = cursor
+
+    def state(self, info: DistInfo, consumers: int) -> dict[str, Any]:
+        merged: dict[int, list[int]] = {}
+        for cursors in gather_objects(info, self.cursors):
+            merged.update(cursors)
+        return {"consumers": consumers, "cursors": {str(c): v for c, v in sorted(merged.items())}}
 
 
 @dataclass
@@ -142,15 +183,19 @@ def _comparable(configs: dict[str, Any]) -> dict[str, Any]:
     return {"train": train, "model": configs["model"]}
 
 
-def save_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig, step: int, skipped: set[str]) -> None:
+def save_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig, step: int, skipped: set[str],
+                    stream_state: dict[str, Any] | None = None) -> None:
     state = {"step": step, "model": stage.model.state_dict(), "stage": stage.state_dict(),
              "configs": json.dumps(_configs(stage.model, config)), "skipped": sorted(skipped)}
+    if stream_state is not None:
+        state["stream"] = json.dumps(stream_state)
     atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
     stage.export(run_dir / "model.safetensors")
 
 
-def load_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig) -> tuple[int, set[str]]:
-    """Restore a run; returns (step to continue from, skipped files so far). Refuses a different config."""
+def load_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig) -> tuple[int, set[str], dict | None]:
+    """Restore a run; returns (step to continue from, skipped files so far, the stream's cursors or None).
+    Refuses a different config."""
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     stored = json.loads(state["configs"])
     if _comparable(stored) != _comparable(_configs(stage.model, config)):
@@ -158,7 +203,7 @@ def load_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig) -> tuple[i
                          "(only steps, log_every, checkpoint_every, num_workers may change) or use a new folder")
     stage.model.load_state_dict(state["model"])
     stage.load_state_dict(state["stage"])
-    return int(state["step"]), set(state["skipped"])
+    return int(state["step"]), set(state["skipped"]), json.loads(state["stream"]) if "stream" in state else None
 
 
 def weight_digest(module: torch.nn.Module) -> str:
@@ -174,9 +219,9 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
                  collate, progress: bool = True) -> TrainSummary:
     """Train `stage` for config.steps optimizer steps, resuming from run_dir/checkpoint.pt if it exists."""
     run_dir = Path(run_dir)
-    start_step, skipped = 0, set()
+    start_step, skipped, stream_state = 0, set(), None
     if (run_dir / "checkpoint.pt").exists():
-        start_step, skipped = load_checkpoint(run_dir, stage, config)
+        start_step, skipped, stream_state = load_checkpoint(run_dir, stage, config)
         if info.is_main:
             log.info("resuming %s from step %d", run_dir, start_step)
     if info.is_main:
@@ -192,9 +237,14 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
     metrics: dict[str, float] = {}
     t0, last_log_t, last_log_step = time.perf_counter(), time.perf_counter(), start_step
     step = start_step
+    streamed = isinstance(dataset, IterableDataset)
+    tracker = _StreamTracker(stream_state) if streamed else None
+    consumers = info.world_size * max(1, config.num_workers)
     if start_step < config.steps:
-        for step, batch in batches_from(dataset, config, info, start_step, collate):
+        for step, batch in batches_from(dataset, config, info, start_step, collate, stream_state):
             skipped.update(batch.get("skipped", []))
+            if tracker is not None:
+                tracker.update(batch)
             metrics = stage.train_step(batch, step, step_generator(config.seed, step, info.rank))
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
@@ -211,8 +261,9 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
                 bar.update(1)
             if done % config.checkpoint_every == 0 or done == config.steps:
                 all_skipped = gather_sets(info, skipped)
+                stream = tracker.state(info, consumers) if tracker is not None else None
                 if info.is_main:  # rows logged past this checkpoint are dropped again on resume
-                    save_checkpoint(run_dir, stage, config, done, all_skipped)
+                    save_checkpoint(run_dir, stage, config, done, all_skipped, stream)
                 barrier(info)
             if done >= config.steps:
                 break

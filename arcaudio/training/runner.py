@@ -59,9 +59,17 @@ def build_training_model(config: TrainConfig, overrides: list[str] | None = None
 
 
 def build_dataset(config: TrainConfig, model_config: ModelConfig):
-    """Pre-encoded latents (a folder with index.json) or audio from a manifest, cropped for the stage."""
+    """Pre-encoded latents (a folder with index.json), audio from a manifest, or tar shards of either streamed
+    (data/streaming.py), cropped for the stage."""
     from ..data.dataset import AudioDataset, collate
+    from ..data.streaming import StreamingDataset, looks_like_shards
 
+    size = config.autoencoder.crop_samples if config.stage == "autoencoder" else model_config.sample_size
+    if looks_like_shards(config.data):
+        dataset = StreamingDataset(config.data, sample_rate=model_config.sample_rate, sample_size=size,
+                                   channels=model_config.audio_channels, seed=config.seed,
+                                   shuffle_buffer=config.shuffle_buffer)
+        return dataset, collate
     data = Path(config.data)
     if data.is_dir() and (data / "index.json").exists():
         if config.stage == "autoencoder":
@@ -71,9 +79,9 @@ def build_dataset(config: TrainConfig, model_config: ModelConfig):
 
         return LatentDataset(data), collate
     if not data.is_file():
-        raise FileNotFoundError(f"training data {config.data!r} is neither a manifest file nor a folder of "
-                                "pre-encoded latents (with index.json)")
-    size = config.autoencoder.crop_samples if config.stage == "autoencoder" else model_config.sample_size
+        raise FileNotFoundError(f"training data {config.data!r} is neither a manifest file, a folder of "
+                                "pre-encoded latents (with index.json) nor tar shards (a .tar, a brace pattern, "
+                                "pipe:, a URL or a folder of .tar files)")
     dataset = AudioDataset(data, sample_rate=model_config.sample_rate, sample_size=size,
                            channels=model_config.audio_channels, random_crop=True, seed=config.seed)
     return dataset, collate
