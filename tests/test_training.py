@@ -357,3 +357,53 @@ def test_magnitude_domain_needs_a_peak_locked_spectral_autoencoder(audio_manifes
     for name, match in (("tiny", "type 'oobleck'"), ("tiny-spectral", "phase 'learned'")):
         with pytest.raises(ValueError, match=match):
             AutoencoderStage(build_model(preset(name)), config, info)
+
+
+@pytest.mark.parametrize("stage", ["flow", "arc"])
+def test_gradient_accumulation_gives_the_one_batch_update(tmp_path, audio_manifest, stage):
+    def run(out, *extra):
+        args = ["train", "--stage", stage, "--model", "tiny", "--data", str(audio_manifest), "--out", str(out),
+                "--steps", "4", "--batch-size", "4", "--set", "log_every=1", "--set", "ema_decay=0.0",
+                "--set", "arc.contrastive_shuffle='roll'", *SMALL_MODEL, "--no-progress", *extra]
+        assert main(args) == 0
+        return _weights(out), [line.split(",")[1] for line in (out / "log.csv").read_text().splitlines()[1:]]
+
+    whole, whole_loss = run(tmp_path / "whole")
+    parts, parts_loss = run(tmp_path / "parts", "--set", "grad_accum=3")  # micro-batches of 1, 2 and 1 items
+    assert any(not torch.equal(whole[k], parts[k]) for k in whole)  # computed otherwise: rounding differs ...
+    for k in whole:  # ... and nothing else
+        torch.testing.assert_close(parts[k], whole[k], rtol=1e-4, atol=1e-5)
+    assert [float(v) for v in parts_loss] == pytest.approx([float(v) for v in whole_loss], rel=1e-4)
+    with pytest.raises(ValueError, match=r"grad_accum must be in \[1, batch_size = 4\], got 5"):
+        TrainConfig(data="x", batch_size=4, grad_accum=5).validate()
+
+
+def test_the_log_reports_throughput_and_counted_model_flops(tmp_path, audio_manifest, capsys, monkeypatch):
+    from arcaudio.training.throughput import counted_flops, peak_flops
+
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert counted_flops(lambda: a @ b)[1] == 2 * 8 * 16 * 4  # the counter, against the literal count
+    assert peak_flops(torch.device("cpu"), "bf16") is None
+    monkeypatch.setenv("ARCAUDIO_PEAK_TFLOPS", "0.5")  # as if the device's peak were known: MFU is reported
+    out = tmp_path / "run"
+    assert main(_train_args(audio_manifest, out, 3)) == 0
+    rows = (out / "log.csv").read_text().splitlines()
+    header, last = rows[0].split(","), dict(zip(rows[0].split(","), rows[-1].split(",")))
+    assert {"samples_per_s", "tflops", "mfu"} <= set(header)
+    assert float(last["samples_per_s"]) == pytest.approx(2 * float(last["steps_per_s"]), rel=1e-4)  # batch 2
+    assert float(last["mfu"]) == pytest.approx(float(last["tflops"]) / 0.5, rel=1e-4)
+    # the flow step's FLOPs, counted part by part: the audio encoded (forward only), the text encoder and the DiT
+    # forward and backward (a backward pass costs up to twice the forward: gradients of inputs and of weights)
+    from arcaudio.loading import build_model
+    from arcaudio.training.runner import resolve_model_config
+
+    config = resolve_model_config("tiny", [s for s in SMALL_MODEL if s != "--model-set"])
+    model = build_model(config)
+    audio = torch.randn(2, config.audio_channels, config.sample_size)
+    encode = counted_flops(lambda: model.autoencoder.encode(audio))[1]
+    cond, text = counted_flops(lambda: model.condition(["low tone", "mid tone"], [1.0, 1.0]))
+    x = torch.randn(2, config.dit.io_channels, config.latent_length)
+    dit = counted_flops(lambda: model.dit(x, torch.rand(2), cond.cross_attn_cond, cond.global_cond))[1]
+    step_flops = float(last["tflops"]) * 1e12 / float(last["steps_per_s"])
+    assert encode + 2.5 * (text + dit) <= step_flops <= encode + 3.01 * (text + dit)
+    assert "throughput: " in capsys.readouterr().err

@@ -40,6 +40,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {config.stage} to step {summary.steps} (resumed from {summary.resumed_from}) in "
           f"{summary.seconds:.1f} s, {summary.steps_per_second:.2f} steps/s; last: "
           + ", ".join(f"{k} {v:.4g}" for k, v in summary.last_metrics.items()), file=sys.stderr)
+    if summary.throughput:
+        t = summary.throughput
+        print(f"throughput: {t['samples_per_s']:.2f} samples/s"
+              + (f", {t['tflops']:.3g} model TFLOP/s" if "tflops" in t else "")
+              + (f", MFU {100 * t['mfu']:.1f} %" if "mfu" in t else ""), file=sys.stderr)
     print(f"skipped files: {len(summary.skipped_files)}" + "".join(f"\n  {p}" for p in summary.skipped_files),
           file=sys.stderr)
     print(f"{args.out}/model.safetensors")

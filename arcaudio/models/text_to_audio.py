@@ -79,6 +79,11 @@ class Conditioning:
                             torch.where(drop[:, None], null.global_cond, self.global_cond), self.prompt_mask,
                             self.global_prompt_from)
 
+    def rows(self, rows: slice) -> Conditioning:
+        """Items `rows` of the batch (views; a micro-batch of gradient accumulation)."""
+        return Conditioning(self.cross_attn_cond[rows], self.global_cond[rows], self.prompt_mask[rows],
+                            self.global_prompt_from)
+
     @staticmethod
     def cat(conds: Sequence[Conditioning]) -> Conditioning:
         """Concatenate along the batch."""

@@ -25,6 +25,7 @@ from ..checkpoint import save_model, save_sao
 from ..flow import add_noise, sample_t
 from ..models.arc_discriminator import ARCDiscriminator, default_exit_layer
 from ..models.text_to_audio import Conditioning, TextToAudioModel
+from .accumulation import gradient_sync, micro_batches
 from .arc_losses import (
     contrastive_loss,
     finite_difference_penalty,
@@ -85,9 +86,10 @@ class ARCStage:
 
     # -- one step -------------------------------------------------------------------------------------------------
 
-    def _noised_pair(self, batch: dict[str, Any], generator: torch.Generator, grad: bool):
-        """(conditioning, real x0 re-noised, G's x0_hat re-noised, s): both latents (B, C, T) re-noised to one
-        level s (B,) with one noise draw."""
+    def _draws(self, batch: dict[str, Any], generator: torch.Generator, generator_step: bool):
+        """Every random draw of a step, for the whole batch: (x0 (B, C, T), conditioning, G's conditioning (with
+        prompt dropout on generator steps), x_t (B, C, T) at G's time t (B,), the re-noise level s (B,) and its
+        noise (B, C, T)). Real x0 and G's x0_hat are later re-noised to s with that one noise."""
         device, ac = self.info.device, self.config.arc
         x0 = batch_latents(self.model, batch, device, generator)  # (B, C, T)
         b = x0.shape[0]
@@ -96,13 +98,11 @@ class ARCStage:
         t = sample_t(ac.generator_time, b, generator).to(device)
         x_t = add_noise(x0, torch.randn(x0.shape, generator=generator).to(device), t)  # (B, C, T)
         g_cond = cond
-        if grad and ac.cfg_dropout > 0:
+        if generator_step and ac.cfg_dropout > 0:
             g_cond = cond.dropped(torch.rand(b, generator=generator) < ac.cfg_dropout)
-        with torch.set_grad_enabled(grad):
-            x0_hat = self.generator(x_t, t, g_cond.cross_attn_cond, g_cond.global_cond)  # (B, C, T)
         s = sample_t(ac.discriminator_time, b, generator).to(device)
         noise = torch.randn(x0.shape, generator=generator).to(device)
-        return cond, add_noise(x0, noise, s), add_noise(x0_hat, noise, s), s
+        return x0, cond, g_cond, x_t, t, s, noise
 
     def train_step(self, batch: dict[str, Any], step: int, generator: torch.Generator) -> dict[str, float]:
         """Even steps update G, odd steps D. Returns the latest metrics of both players (NaN before D's first
@@ -117,50 +117,77 @@ class ARCStage:
 
     def _generator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
         ac = self.config.arc
-        bf16 = self.config.precision == "bf16"
+        autocast = torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
         self.discriminator.requires_grad_(False)
+        total = 0.0
         try:
-            with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=bf16):
-                cond, real_s, fake_s, s = self._noised_pair(batch, generator, grad=True)
-                scores = self.discriminator(torch.cat([real_s, fake_s]), s.repeat(2), Conditioning.cat([cond, cond]))
-            real, fake = scores.float().chunk(2)  # (B, 1, P) each
-            loss = ac.generator_weight * relativistic_generator_loss(real, fake)
-            loss.backward()
+            with autocast:
+                x0, cond, g_cond, x_t, t, s, noise = self._draws(batch, generator, generator_step=True)
+            parts = micro_batches(x0.shape[0], self.config.grad_accum)
+            for k, (rows, share) in enumerate(parts):
+                with gradient_sync(self.generator, k == len(parts) - 1), autocast:
+                    gc = g_cond.rows(rows)
+                    x0_hat = self.generator(x_t[rows], t[rows], gc.cross_attn_cond, gc.global_cond)  # (b, C, T)
+                    real_s, fake_s = add_noise(x0[rows], noise[rows], s[rows]), add_noise(x0_hat, noise[rows], s[rows])
+                    c = cond.rows(rows)
+                    scores = self.discriminator(torch.cat([real_s, fake_s]), s[rows].repeat(2),
+                                                Conditioning.cat([c, c]))
+                    real, fake = scores.float().chunk(2)  # (b, 1, P) each
+                    loss = ac.generator_weight * relativistic_generator_loss(real, fake)
+                    (loss * share).backward()
+                total += float(loss.detach()) * share
         finally:
             for p in self.d_params:
                 p.requires_grad_(True)
         grad_norm = self._step(self.g_params, self.optimizer, self.scheduler, self.config.optim.grad_clip)
         if self.ema is not None:
             self.ema.update(self.model)
-        return {"loss": float(loss.detach()), "g_grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0]}
+        return {"loss": total, "g_grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0]}
 
     def _discriminator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
         ac = self.config.arc
-        bf16 = self.config.precision == "bf16"
-        with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=bf16):
-            cond, real_s, fake_s, s = self._noised_pair(batch, generator, grad=False)
-            b = real_s.shape[0]
-            xs, conds, levels = [real_s, fake_s], [cond, cond], [s, s]
-            perm = self._wrong_prompts(batch["caption"], generator) if ac.contrastive else None
-            if perm is not None:
-                xs.append(real_s)
-                conds.append(cond.with_prompts_permuted(perm))
-                levels.append(s)
-            for weight, x in ((ac.r1_weight, real_s), (ac.r2_weight, fake_s)):
-                if weight > 0:
-                    probe = torch.randn(x.shape, generator=generator).to(x.device)
-                    xs.append(x + ac.penalty_sigma * probe)
-                    conds.append(cond)
-                    levels.append(s)
-            scores = self.d_module(torch.cat(xs), torch.cat(levels), Conditioning.cat(conds))
-        scores = scores.float().split(b)  # each (B, 1, P)
+        autocast = torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+        with autocast:
+            x0, cond, _, x_t, t, s, noise = self._draws(batch, generator, generator_step=False)
+        perm = self._wrong_prompts(batch["caption"], generator) if ac.contrastive else None
+        wrong = cond.with_prompts_permuted(perm) if perm is not None else None
+        probes = {name: torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, C, T), drawn as before
+                  for name in ("r1", "r2") if getattr(ac, f"{name}_weight") > 0}
+        sums: dict[str, float] = {}
+        parts = micro_batches(x0.shape[0], self.config.grad_accum)
+        for k, (rows, share) in enumerate(parts):
+            with gradient_sync(self.d_module, k == len(parts) - 1), autocast:
+                with torch.no_grad():
+                    x0_hat = self.generator(x_t[rows], t[rows], cond.cross_attn_cond[rows], cond.global_cond[rows])
+                real_s, fake_s = add_noise(x0[rows], noise[rows], s[rows]), add_noise(x0_hat, noise[rows], s[rows])
+                c, level = cond.rows(rows), s[rows]
+                xs, conds = [real_s, fake_s], [c, c]
+                if wrong is not None:
+                    xs.append(real_s)
+                    conds.append(wrong.rows(rows))
+                for name, x in (("r1", real_s), ("r2", fake_s)):
+                    if name in probes:
+                        xs.append(x + ac.penalty_sigma * probes[name][rows])
+                        conds.append(c)
+                scores = self.d_module(torch.cat(xs), level.repeat(len(xs)), Conditioning.cat(conds))
+                loss, metrics = self._discriminator_loss(scores.float().split(real_s.shape[0]), wrong is not None)
+                (loss * share).backward()
+            for key, value in {**metrics, "d_loss": float(loss.detach())}.items():
+                sums[key] = sums.get(key, 0.0) + value * share
+        sums["d_contrastive_used"] = float(wrong is not None)
+        sums["d_grad_norm"] = self._step(self.d_params, self.d_optimizer, self.d_scheduler, ac.discriminator_grad_clip)
+        return sums
+
+    def _discriminator_loss(self, scores: tuple[torch.Tensor, ...], contrastive: bool):
+        """D's loss and its terms from the score maps (b, 1, P) of [real, generated, real with wrong prompts if
+        contrastive, R1 probes, R2 probes (those asked for)]."""
+        ac = self.config.arc
         real, fake = scores[0], scores[1]
         l_r = relativistic_discriminator_loss(real, fake)
         loss = ac.discriminator_weight * l_r
         metrics = {"d_relativistic": float(l_r.detach()), "d_real_minus_fake": float((real - fake).mean().detach())}
         k = 2
-        metrics["d_contrastive_used"] = float(perm is not None)
-        if perm is not None:
+        if contrastive:
             l_c = contrastive_loss(real, scores[k])
             loss = loss + ac.contrastive_weight * l_c
             metrics["d_contrastive"] = float(l_c.detach())
@@ -171,11 +198,7 @@ class ARCStage:
                 loss = loss + weight * penalty
                 metrics[name] = float(penalty.detach())
                 k += 1
-        loss.backward()
-        metrics["d_grad_norm"] = self._step(self.d_params, self.d_optimizer, self.d_scheduler,
-                                            ac.discriminator_grad_clip)
-        metrics["d_loss"] = float(loss.detach())
-        return metrics
+        return loss, metrics
 
     def _wrong_prompts(self, captions: list[str], generator: torch.Generator) -> torch.Tensor | None:
         """The permutation (B,) giving each item its wrong prompt (`arc.contrastive_shuffle`), or None (no

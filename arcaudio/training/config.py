@@ -108,6 +108,9 @@ class TrainConfig(JsonConfig):
     data: str = ""  # a manifest (CSV/JSONL) of audio, or a folder of pre-encoded latents (`arcaudio encode`)
     steps: int = 1000  # total optimizer steps of the run
     batch_size: int = 16  # per process
+    # micro-batches per optimizer step: the batch is computed in this many slices, gradients summed (the same update
+    # up to rounding, a fraction of the activation memory; flow and ARC stages)
+    grad_accum: int = 1
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CPUs with bf16 and GPUs)
     grad_checkpointing: bool = False  # recompute DiT blocks in the backward pass (saves memory)
@@ -131,6 +134,10 @@ class TrainConfig(JsonConfig):
             from ..nn.lora import LoRAConfig
 
             LoRAConfig.parse(self.lora)  # a bad setting fails before any work
+        if not 1 <= self.grad_accum <= self.batch_size:
+            raise ValueError(f"grad_accum must be in [1, batch_size = {self.batch_size}], got {self.grad_accum}")
+        if self.grad_accum > 1 and self.stage == "autoencoder":
+            raise ValueError("grad_accum applies to the flow and ARC stages; the autoencoder stage takes whole batches")
         if self.shuffle_buffer < 0 or self.num_workers < 0:
             raise ValueError(f"shuffle_buffer and num_workers must be >= 0, got {self.shuffle_buffer} and "
                              f"{self.num_workers}")

@@ -16,6 +16,7 @@ from torch import nn
 from ..checkpoint import save_model
 from ..flow import add_noise, sample_t, velocity_target
 from ..models.text_to_audio import TextToAudioModel
+from .accumulation import gradient_sync, micro_batches
 from .config import TrainConfig
 from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
@@ -97,9 +98,14 @@ class FlowStage:
         noise = torch.randn(x0.shape, generator=generator).to(device)
         drop = (torch.rand(b, generator=generator) < fc.cfg_dropout).to(device)
         captions = recaptioned(batch, generator, fc.short_caption_share) if fc.recaption else batch["caption"]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
-            loss = self.objective(x0, captions, batch["seconds_total"], t, noise, drop)
-        loss.backward()
+        seconds, loss = batch["seconds_total"], 0.0
+        parts = micro_batches(b, self.config.grad_accum)
+        for k, (rows, share) in enumerate(parts):
+            with gradient_sync(self.objective, k == len(parts) - 1):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+                    part = self.objective(x0[rows], captions[rows], seconds[rows], t[rows], noise[rows], drop[rows])
+                (part * share).backward()
+            loss += float(part.detach()) * share
         clip = self.config.optim.grad_clip
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, clip if clip > 0 else float("inf"))
         self.optimizer.step()
@@ -107,7 +113,7 @@ class FlowStage:
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.model)
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
+        return {"loss": loss, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),

@@ -30,6 +30,7 @@ from ..checkpoint import atomic_write
 from ..models.text_to_audio import TextToAudioModel
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, gather_objects, gather_sets, mean_across
+from .throughput import Throughput, counted_flops
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class TrainSummary:
     skipped_files: list[str] = field(default_factory=list)
     resumed_from: int = 0
     rank_weight_digests: list[str] = field(default_factory=list)  # one per process: equal when DDP kept sync
+    throughput: dict[str, float] = field(default_factory=dict)  # the last log window's samples/s, TFLOP/s, MFU
 
 
 class _Log:
@@ -239,18 +241,25 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
     step = start_step
     streamed = isinstance(dataset, IterableDataset)
     tracker = _StreamTracker(stream_state) if streamed else None
+    throughput = Throughput(config.batch_size, info.world_size, info.device, config.precision)
     consumers = info.world_size * max(1, config.num_workers)
     if start_step < config.steps:
         for step, batch in batches_from(dataset, config, info, start_step, collate, stream_state):
             skipped.update(batch.get("skipped", []))
             if tracker is not None:
                 tracker.update(batch)
-            metrics = stage.train_step(batch, step, step_generator(config.seed, step, info.rank))
+            generator = step_generator(config.seed, step, info.rank)
+            if throughput.wants_count():  # the first steps of this process: count their FLOPs
+                metrics, flops = counted_flops(stage.train_step, batch, step, generator)
+                throughput.add_count(flops)
+            else:
+                metrics = stage.train_step(batch, step, generator)
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
                 metrics = mean_across(info, metrics)
                 now = time.perf_counter()
                 metrics["steps_per_s"] = (done - last_log_step) / max(now - last_log_t, 1e-9)
+                metrics.update(throughput.figures(metrics["steps_per_s"]))
                 last_log_t, last_log_step = now, done
                 if logger is not None:
                     logger.write(done, metrics)
@@ -275,7 +284,8 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
     digests = gather_objects(info, weight_digest(stage.model))
     summary = TrainSummary(steps=config.steps, seconds=elapsed, steps_per_second=ran / max(elapsed, 1e-9),
                            last_metrics=metrics, skipped_files=sorted(skipped), resumed_from=start_step,
-                           rank_weight_digests=digests)
+                           rank_weight_digests=digests,
+                           throughput={k: metrics[k] for k in ("samples_per_s", "tflops", "mfu") if k in metrics})
     if info.is_main:
         if not (run_dir / "checkpoint.pt").exists():
             save_checkpoint(run_dir, stage, config, config.steps, skipped)
