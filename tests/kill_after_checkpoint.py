@@ -13,9 +13,9 @@ from arcaudio.cli import main
 kill_at, save = int(sys.argv[1]), loop.save_checkpoint
 
 
-def save_then_die(run_dir, stage, config, step, skipped, *rest):
-    save(run_dir, stage, config, step, skipped, *rest)
-    if step == kill_at:
+def save_then_die(run_dir, stage, config, step, skipped, *rest, **options):
+    save(run_dir, stage, config, step, skipped, *rest, **options)
+    if step == kill_at and options.get("write", True):  # the process that wrote it
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -407,3 +407,32 @@ def test_the_log_reports_throughput_and_counted_model_flops(tmp_path, audio_mani
     step_flops = float(last["tflops"]) * 1e12 / float(last["steps_per_s"])
     assert encode + 2.5 * (text + dit) <= step_flops <= encode + 3.01 * (text + dit)
     assert "throughput: " in capsys.readouterr().err
+
+
+def test_fsdp_shards_the_weights_matches_ddp_and_resumes_exactly(tmp_path, audio_manifest):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+    def run(out, *head, strategy="fsdp"):
+        args = [*_train_args(audio_manifest, out, 6), "--device", "cpu", "--strategy", strategy]
+        return subprocess.run([*torchrun, *head, *args], env=env, capture_output=True, text=True, timeout=300)
+
+    fsdp = run(tmp_path / "fsdp", "-m", "arcaudio")
+    assert fsdp.returncode == 0, fsdp.stderr[-3000:]
+    shares = [float(line.split("(")[-1].split(" %")[0]) for line in fsdp.stderr.splitlines() if "fsdp: process" in line]
+    assert len(shares) == 2 and all(45 < s < 55 for s in shares)  # each process holds about half of the weights
+    ddp = run(tmp_path / "ddp", "-m", "arcaudio", strategy="ddp")
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a, b = _weights(tmp_path / "fsdp"), _weights(tmp_path / "ddp")
+    assert a.keys() == b.keys()
+    for k in a:  # the same training; the gradients are averaged by reduce-scatter instead of all-reduce
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    killed = run(tmp_path / "killed", KILL_AFTER_CHECKPOINT, "4")
+    assert killed.returncode != 0 and torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 4
+    resumed = run(tmp_path / "killed", "-m", "arcaudio")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((tmp_path / "killed" / "summary.json").read_text())["resumed_from"] == 4
+    c = _weights(tmp_path / "killed")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(ValueError, match="strategy 'fsdp' is built for the flow stage"):
+        TrainConfig(data="x", stage="arc", strategy="fsdp").validate()

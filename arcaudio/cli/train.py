@@ -20,7 +20,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     data = json.loads(open(args.config).read()) if args.config else TrainConfig().to_dict()
     direct = {"stage": args.stage, "model": args.model, "data": args.data, "steps": args.steps,
               "batch_size": args.batch_size, "seed": args.seed, "precision": args.precision,
-              "lora": args.lora}
+              "lora": args.lora, "strategy": args.strategy}
     overrides = [f"{k}={v!r}" for k, v in direct.items() if v is not None] + list(args.set)
     return TrainConfig.from_dict(apply_overrides(data, overrides))
 
@@ -72,6 +72,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="flow stage: train LoRA adapters on the DiT only; writes adapter.safetensors and the merged "
                         "model")
     p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--strategy", choices=["ddp", "fsdp"],
+                   help="under torchrun: ddp (default) replicates the model; fsdp (FSDP2, flow stage) shards its "
+                        "trainable weights, gradients and optimizer state across the processes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a train-config field, e.g. --set optim.lr=3e-4 (repeatable)")
     p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",

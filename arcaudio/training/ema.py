@@ -45,7 +45,9 @@ class EMA:
         missing = set(self.names) - set(state["shadow"])
         if missing:
             raise ValueError(f"EMA state lacks {sorted(missing)[:5]} ...")
-        self.shadow = {n: state["shadow"][n].float().clone() for n in self.names}
+        from .sharding import distribute_like  # under FSDP the shadows are sharded as their parameters
+
+        self.shadow = {n: distribute_like(state["shadow"][n].float(), self.shadow[n]).clone() for n in self.names}
         self.updates = int(state["updates"])
 
 

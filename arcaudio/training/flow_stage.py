@@ -6,6 +6,8 @@ seconds conditioner and, for models with a built-in T5, the text encoder train a
 
 from __future__ import annotations
 
+import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,10 @@ from .config import TrainConfig
 from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
 from .optim import build_optimizer, build_scheduler
+from .sharding import as_float, distribute_optimizer_state, full_tensors, is_sharded, local_share, shard_model
+from .throughput import counted_flops
+
+log = logging.getLogger(__name__)
 
 
 class FlowObjective(nn.Module):
@@ -76,7 +82,17 @@ class FlowStage:
         if prompt.builtin and config.lora is None:  # with LoRA only the adapters train (runner.train froze the rest)
             prompt.requires_grad_(text_trainable)
         model.dit.grad_checkpointing = config.grad_checkpointing
-        self.objective = wrap_ddp(FlowObjective(model), info)
+        self.export_model = None  # under FSDP: a whole copy on rank 0 (CPU) that checkpoints' exports are written from
+        if config.strategy == "fsdp" and info.enabled:
+            if info.is_main:
+                self.export_model = copy.deepcopy(model).cpu()
+            units = [*model.dit.transformer.layers, model.conditioners["prompt"]]
+            self.objective = shard_model(FlowObjective(model), info, units)
+            held, total = local_share(model)
+            log.info("fsdp: process %d holds %d of the %d trainable weight values (%.1f %%)", info.rank, held, total,
+                     100 * held / max(total, 1))
+        else:
+            self.objective = wrap_ddp(FlowObjective(model), info)
         text_params = [p for p in prompt.parameters() if p.requires_grad]
         text_ids = {id(p) for p in text_params}
         main_params = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
@@ -113,14 +129,33 @@ class FlowStage:
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.model)
-        return {"loss": loss, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
+        return {"loss": loss, "grad_norm": as_float(grad_norm), "lr": self.scheduler.get_last_lr()[0]}
+
+    def step_flops(self, batch: dict[str, Any]) -> int:
+        """The model FLOPs of one step on `batch` (throughput.py): latents, the objective's forward and its
+        backward to the trainable weights, counted on a side computation (own noise, gradients thrown away)."""
+        generator = torch.Generator().manual_seed(0)
+        objective = getattr(self.objective, "module", self.objective)  # not DDP's wrapper: no gradient hooks
+        b = len(batch["caption"])
+
+        def step() -> None:
+            x0 = batch_latents(self.model, batch, self.info.device, generator)
+            t, noise = torch.rand(b, generator=generator), torch.randn(x0.shape, generator=generator)
+            with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+                loss = objective(x0, batch["caption"], batch["seconds_total"], t.to(x0.device), noise.to(x0.device),
+                                 torch.zeros(b, dtype=torch.bool, device=x0.device))
+            torch.autograd.grad(loss, self.trainable, allow_unused=True)
+
+        flops = counted_flops(step)[1]
+        self.optimizer.zero_grad(set_to_none=True)  # FSDP's hooks may have reduced gradients into .grad
+        return flops
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else {}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(distribute_optimizer_state(state["optimizer"], self.optimizer))
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
@@ -129,10 +164,14 @@ class FlowStage:
         """Save the model with its EMA weights in arcaudio format; with LoRA, the adapter file beside it
         (`adapter.safetensors`) and the model with the adapters merged."""
         with swapped_in(self.ema, self.model):
+            if self.export_model is not None or is_sharded(self.model):  # FSDP: gathered on every process
+                full = full_tensors(self.model.state_dict())
+                if self.export_model is not None:
+                    self.export_model.load_state_dict(full)
+                    save_model(self.export_model, path)
+                return Path(path)
             if self.config.lora is None:
                 return save_model(self.model, path)
-            import copy
-
             from ..nn.lora import LoRAConfig, merge_lora, save_adapter
 
             save_adapter(self.model, Path(path).with_name("adapter.safetensors"), LoRAConfig.parse(self.config.lora))

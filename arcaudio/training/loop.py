@@ -30,7 +30,8 @@ from ..checkpoint import atomic_write
 from ..models.text_to_audio import TextToAudioModel
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, gather_objects, gather_sets, mean_across
-from .throughput import Throughput, counted_flops
+from .sharding import distribute_state_dict, full_tensors, is_sharded
+from .throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +187,15 @@ def _comparable(configs: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig, step: int, skipped: set[str],
-                    stream_state: dict[str, Any] | None = None) -> None:
-    state = {"step": step, "model": stage.model.state_dict(), "stage": stage.state_dict(),
+                    stream_state: dict[str, Any] | None = None, write: bool = True) -> None:
+    """Write checkpoint.pt and the exported model. Under FSDP every process calls it (the sharded tensors are
+    gathered whole) and only the one with `write` writes."""
+    state = {"step": step, "model": full_tensors(stage.model.state_dict()), "stage": full_tensors(stage.state_dict()),
              "configs": json.dumps(_configs(stage.model, config)), "skipped": sorted(skipped)}
     if stream_state is not None:
         state["stream"] = json.dumps(stream_state)
-    atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
+    if write:
+        atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
     stage.export(run_dir / "model.safetensors")
 
 
@@ -203,7 +207,7 @@ def load_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig) -> tuple[i
     if _comparable(stored) != _comparable(_configs(stage.model, config)):
         raise ValueError(f"{str(run_dir)!r} holds a run with a different config; resume it with the same config "
                          "(only steps, log_every, checkpoint_every, num_workers may change) or use a new folder")
-    stage.model.load_state_dict(state["model"])
+    stage.model.load_state_dict(distribute_state_dict(state["model"], stage.model))
     stage.load_state_dict(state["stage"])
     return int(state["step"]), set(state["skipped"]), json.loads(state["stream"]) if "stream" in state else None
 
@@ -211,7 +215,7 @@ def load_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig) -> tuple[i
 def weight_digest(module: torch.nn.Module) -> str:
     """SHA-256 over every parameter's bytes, in name order."""
     h = hashlib.sha256()
-    for name, p in sorted(module.named_parameters()):
+    for name, p in sorted(full_tensors(dict(module.named_parameters())).items()):  # FSDP: gathered whole
         h.update(name.encode())
         h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
@@ -240,6 +244,7 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
     t0, last_log_t, last_log_step = time.perf_counter(), time.perf_counter(), start_step
     step = start_step
     streamed = isinstance(dataset, IterableDataset)
+    sharded = is_sharded(stage.model)
     tracker = _StreamTracker(stream_state) if streamed else None
     throughput = Throughput(config.batch_size, info.world_size, info.device, config.precision)
     consumers = info.world_size * max(1, config.num_workers)
@@ -248,12 +253,9 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
             skipped.update(batch.get("skipped", []))
             if tracker is not None:
                 tracker.update(batch)
-            generator = step_generator(config.seed, step, info.rank)
-            if throughput.wants_count():  # the first steps of this process: count their FLOPs
-                metrics, flops = counted_flops(stage.train_step, batch, step, generator)
-                throughput.add_count(flops)
-            else:
-                metrics = stage.train_step(batch, step, generator)
+            if throughput.step_flops is None and hasattr(stage, "step_flops"):
+                throughput.step_flops = stage.step_flops(batch)  # counted on a side computation, once
+            metrics = stage.train_step(batch, step, step_generator(config.seed, step, info.rank))
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
                 metrics = mean_across(info, metrics)
@@ -271,8 +273,8 @@ def run_training(stage: Stage, dataset: Dataset, config: TrainConfig, run_dir: s
             if done % config.checkpoint_every == 0 or done == config.steps:
                 all_skipped = gather_sets(info, skipped)
                 stream = tracker.state(info, consumers) if tracker is not None else None
-                if info.is_main:  # rows logged past this checkpoint are dropped again on resume
-                    save_checkpoint(run_dir, stage, config, done, all_skipped, stream)
+                if info.is_main or sharded:  # rows logged past this checkpoint are dropped again on resume
+                    save_checkpoint(run_dir, stage, config, done, all_skipped, stream, write=info.is_main)
                 barrier(info)
             if done >= config.steps:
                 break

@@ -1,10 +1,13 @@
 """Training throughput: samples per second, the model FLOPs of a step (counted once, by torch's FLOP counter) and
 the model FLOP utilisation against the accelerator's peak.
 
-The FLOPs are those of the step's matmuls and convolutions, forward and backward, as `torch.utils.flop_counter`
-counts them (the recomputation of gradient checkpointing included); MFU = achieved FLOP/s / (peak FLOP/s x
-processes), with the dense peak of the GPU model for the run's precision, from a small table (None elsewhere: CPUs
-and GPUs not in it; `ARCAUDIO_PEAK_TFLOPS` sets it).
+The FLOPs are those of a step's matmuls and convolutions, forward and backward, as `torch.utils.flop_counter`
+counts them on a side computation the stage runs once (`step_flops(batch)`: its forward and backward passes, with
+gradients returned and thrown away, no state touched). Not on the step itself: the counter's dispatch mode changes
+the rounding of some kernels, and a resumed run would then differ from an uninterrupted one. MFU = achieved FLOP/s
+/ (peak FLOP/s x processes), with the dense peak of the GPU model for the run's precision, from a small table (None
+elsewhere: CPUs and GPUs not in it; `ARCAUDIO_PEAK_TFLOPS` sets it). Stages without `step_flops` (ARC, the
+autoencoder) report samples/s only.
 """
 
 from __future__ import annotations
@@ -49,18 +52,12 @@ class Throughput:
         self.samples_per_step = batch_size * world_size
         self.world_size = world_size
         self.peak = peak_flops(device, precision)
-        self.step_flops: list[int] = []  # of this process's first steps (G and D steps of ARC differ: two)
-
-    def wants_count(self) -> bool:
-        return len(self.step_flops) < 2
-
-    def add_count(self, flops: int) -> None:
-        self.step_flops.append(flops)
+        self.step_flops: float | None = None  # model FLOPs of one step of one process (stage.step_flops)
 
     def figures(self, steps_per_s: float) -> dict[str, float]:
         out = {"samples_per_s": steps_per_s * self.samples_per_step}
         if self.step_flops:
-            achieved = sum(self.step_flops) / len(self.step_flops) * self.world_size * steps_per_s
+            achieved = self.step_flops * self.world_size * steps_per_s
             out["tflops"] = achieved / 1e12
             if self.peak:
                 out["mfu"] = achieved / (self.peak * self.world_size)
