@@ -194,11 +194,11 @@ def test_arc_refuses_optim_lr_and_names_the_players_rates():
 
 def test_contrastive_shuffle_roll_is_the_references_roll_and_derangement_avoids_duplicates():
     captions = ["low", "low", "high", "noise"]
-    rolled = _stage(contrastive_shuffle="roll")._wrong_prompts(captions, torch.Generator().manual_seed(0))
+    rolled = _stage(contrastive_shuffle="roll")._wrong_prompts({"caption": captions}, torch.Generator().manual_seed(0))
     assert rolled.tolist() == [1, 2, 3, 0]  # item i scored with item i + 1's prompt (item 0 with a duplicate)
     stage = _stage()
     for seed in range(20):
-        perm = stage._wrong_prompts(captions, torch.Generator().manual_seed(seed))
+        perm = stage._wrong_prompts({"caption": captions}, torch.Generator().manual_seed(seed))
         assert all(captions[int(j)] != c for c, j in zip(captions, perm))
 
 
@@ -267,8 +267,8 @@ def test_generator_metrics_name_the_loss_grad_norm_and_rate():
 
 def test_roll_needs_two_items_and_a_stage_without_ema_saves_and_restores():
     stage = _stage(contrastive_shuffle="roll")
-    assert stage._wrong_prompts(["a"], torch.Generator()) is None
-    assert stage._wrong_prompts(["a", "b"], torch.Generator()).tolist() == [1, 0]
+    assert stage._wrong_prompts({"caption": ["a"]}, torch.Generator()) is None
+    assert stage._wrong_prompts({"caption": ["a", "b"]}, torch.Generator()).tolist() == [1, 0]
     state = stage.state_dict()
     assert stage.ema is None and state["ema"] == {}
     stage.load_state_dict(state)

@@ -9,6 +9,7 @@ import torch
 from arc_helpers import arc_batch, small_arc_stage
 
 from arcaudio.training.arc_losses import (
+    conflicting_prompts,
     contrastive_loss,
     relativistic_discriminator_loss,
     relativistic_generator_loss,
@@ -279,3 +280,37 @@ def test_metrics_keep_their_names_from_the_first_step():
                              "d_contrastive", "d_contrastive_used", "d_grad_norm", "r1"]
     assert all(math.isnan(metrics[k]) for k in list(metrics)[3:])  # D has not stepped yet
     assert list(stage.train_step(_batch(), 1, torch.Generator().manual_seed(1))) == list(metrics)
+
+
+def test_conflicting_prompts_contradict_the_clip_and_never_merely_name_less():
+    left_sine = {"kind": "tone", "waveform": "sine", "pitch": "A4", "pan": "left", "loudness": "loud"}
+    right_sine = {**left_sine, "pan": "right"}
+    noise = {"kind": "noise", "colour": "pink", "pan": "left", "loudness": "loud"}
+    attributes = [left_sine, right_sine, noise, left_sine]
+    named = [{"kind": "tone", "waveform": "sine"},  # "a sine note": true of clips 0, 1 and 3
+             {"pan": "right"},  # true of clip 1 only
+             {"colour": "pink"},  # true of the noise only
+             {"pitch": "A4", "pan": "left"}]  # true of clips 0 and 3
+    allowed = {0: {1, 2}, 1: {2, 3}, 2: {0, 1, 3}, 3: {1, 2}}  # the prompts that contradict each clip, by hand
+    seen = {i: set() for i in allowed}
+    for seed in range(60):
+        wrong = conflicting_prompts(attributes, named, torch.Generator().manual_seed(seed)).tolist()
+        for i, j in enumerate(wrong):
+            assert j in allowed[i]
+            seen[i].add(j)
+    assert seen == allowed  # drawn among all of them
+    same = [left_sine, left_sine]
+    assert conflicting_prompts(same, [{"pan": "left"}] * 2).tolist() == [0, 1]  # nothing contradicts: itself
+
+
+def test_arc_trains_with_conflicting_prompts(tmp_path):
+    from arcaudio.training.config import ARCTrainConfig, TrainConfig
+
+    with pytest.raises(ValueError, match="set arc.recaption=true"):
+        TrainConfig(data="x", stage="arc", arc=ARCTrainConfig(contrastive_shuffle="conflicting")).validate()
+    stage = small_arc_stage("arc.recaption=True", "arc.contrastive_shuffle='conflicting'")
+    batch = arc_batch()
+    batch["attributes"] = [{"kind": "tone", "waveform": "sine", "pitch": "A4", "loudness": "loud", "pan": p,
+                            "envelope": "steady"} for p in ("left", "right", "center", "left")]
+    metrics = [stage.train_step(batch, step, torch.Generator().manual_seed(step)) for step in range(2)][-1]
+    assert metrics["d_contrastive_used"] == 1.0 and math.isfinite(metrics["d_contrastive"])

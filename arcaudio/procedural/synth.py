@@ -527,14 +527,22 @@ def training_caption(attributes: dict, rng: np.random.Generator, short_share: fl
     """A training caption: with probability `short_share` a `subset_caption` naming k of the clip's nameable
     attributes (k uniform over 1..all of them, the names drawn uniformly), else `caption_for(..., "train")`.
     `short_share` 0 draws nothing more from `rng` than `caption_for` does, so it gives the same captions."""
+    return named_training_caption(attributes, rng, short_share)[0]
+
+
+def named_training_caption(attributes: dict, rng: np.random.Generator,
+                           short_share: float = 0.0) -> tuple[str, dict[str, str]]:
+    """`training_caption` (the same draws, the same caption) and the attributes it names, {name: class}: what a clip
+    must have for the caption to describe it."""
     if not 0 <= short_share <= 1:
         raise ValueError(f"short_share must be in [0, 1], got {short_share!r}")
+    nameable = nameable_attributes(attributes)
     if short_share > 0 and rng.random() < short_share:
-        nameable = nameable_attributes(attributes)
         count = int(rng.integers(1, len(nameable) + 1))
         chosen = set(rng.choice(len(nameable), size=count, replace=False).tolist())
-        return subset_caption(attributes, [name for i, name in enumerate(nameable) if i in chosen], rng)
-    return caption_for(attributes, rng, "train")
+        names = [name for i, name in enumerate(nameable) if i in chosen]
+        return subset_caption(attributes, names, rng), {name: attributes[name] for name in names}
+    return caption_for(attributes, rng, "train"), {name: attributes[name] for name in nameable}
 
 
 # ------------------------------------------------------------------------------------------------------ dataset

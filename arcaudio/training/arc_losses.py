@@ -60,6 +60,20 @@ def prompt_derangement(captions: Sequence[str], generator: torch.Generator | Non
     return perm
 
 
+def conflicting_prompts(attributes: Sequence[dict], named: Sequence[dict], generator: torch.Generator | None = None
+                        ) -> torch.Tensor:
+    """For each clip i, the index of a prompt j that contradicts it: some attribute named by prompt j ({name: class},
+    `named[j]`) that clip i (`attributes[i]`) lacks or has another class of; drawn uniformly among those. A clip that
+    no prompt of the batch contradicts gets its own index (a contrastive term of zero gradient)."""
+    n = len(attributes)
+    out = torch.arange(n)
+    for i in range(n):
+        wrong = [j for j in range(n) if any(attributes[i].get(k) != v for k, v in named[j].items())]
+        if wrong:
+            out[i] = wrong[int(torch.randint(len(wrong), (1,), generator=generator))]
+    return out
+
+
 def finite_difference_penalty(perturbed_scores: torch.Tensor, scores: torch.Tensor, sigma: float) -> torch.Tensor:
     """R1 (on real inputs) / R2 (on generated inputs) gradient penalty without double backprop:
     mean ((D(x + sigma n) - D(x)) / sigma)^2 with n ~ N(0, I), an estimate of ||grad_x D||^2 along n (the

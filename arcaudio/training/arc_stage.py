@@ -27,6 +27,7 @@ from ..models.arc_discriminator import ARCDiscriminator, default_exit_layer
 from ..models.text_to_audio import Conditioning, TextToAudioModel
 from .accumulation import gradient_sync, micro_batches
 from .arc_losses import (
+    conflicting_prompts,
     contrastive_loss,
     finite_difference_penalty,
     prompt_derangement,
@@ -108,7 +109,8 @@ class ARCStage:
         """Even steps update G, odd steps D. Returns the latest metrics of both players (NaN before D's first
         step), always with the same keys, so logs at any step and averages across processes line up."""
         if self.config.arc.recaption:
-            batch = {**batch, "caption": recaptioned(batch, generator, self.config.arc.short_caption_share)}
+            captions, named = recaptioned(batch, generator, self.config.arc.short_caption_share, named=True)
+            batch = {**batch, "caption": captions, "named_attributes": named}
         if step % 2 == 0:
             self.metrics.update(self._generator_step(batch, generator))
         else:
@@ -149,7 +151,7 @@ class ARCStage:
         autocast = torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
         with autocast:
             x0, cond, _, x_t, t, s, noise = self._draws(batch, generator, generator_step=False)
-        perm = self._wrong_prompts(batch["caption"], generator) if ac.contrastive else None
+        perm = self._wrong_prompts(batch, generator) if ac.contrastive else None
         wrong = cond.with_prompts_permuted(perm) if perm is not None else None
         probes = {name: torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, C, T), drawn as before
                   for name in ("r1", "r2") if getattr(ac, f"{name}_weight") > 0}
@@ -200,12 +202,20 @@ class ARCStage:
                 k += 1
         return loss, metrics
 
-    def _wrong_prompts(self, captions: list[str], generator: torch.Generator) -> torch.Tensor | None:
-        """The permutation (B,) giving each item its wrong prompt (`arc.contrastive_shuffle`), or None (no
-        contrastive term this step) when a derangement is asked for and the batch has none, e.g. one caption
-        repeated."""
-        if self.config.arc.contrastive_shuffle == "roll":
+    def _wrong_prompts(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor | None:
+        """The index (B,) of each item's wrong prompt (`arc.contrastive_shuffle`), or None (no contrastive term this
+        step) when a derangement is asked for and the batch has none, e.g. one caption repeated.
+
+        "conflicting" (recaptioned procedural batches): item i gets a prompt drawn among the batch's captions that
+        name some attribute clip i does not have ("on the left" for a clip on the right, "A4" for noise), never one
+        that merely names fewer attributes ("a sine note" is true of a left-panned sine at A4, and D must not learn
+        to score it low); an item without such a caption in the batch is paired with its own prompt, which gives
+        its contrastive term no gradient."""
+        captions, shuffle = batch["caption"], self.config.arc.contrastive_shuffle
+        if shuffle == "roll":
             return torch.arange(len(captions)).roll(-1) if len(captions) > 1 else None
+        if shuffle == "conflicting":
+            return conflicting_prompts(batch["attributes"], batch["named_attributes"], generator)
         try:
             return prompt_derangement(captions, generator)
         except ValueError:

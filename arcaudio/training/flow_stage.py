@@ -53,13 +53,15 @@ def batch_latents(model: TextToAudioModel, batch: dict[str, Any], device: torch.
         return model.autoencoder.encode(batch["audio"].to(device), sample=True, generator=generator)
 
 
-def recaptioned(batch: dict[str, Any], generator: torch.Generator, short_share: float = 0.0) -> list[str]:
+def recaptioned(batch: dict[str, Any], generator: torch.Generator, short_share: float = 0.0,
+                named: bool = False) -> list[str] | tuple[list[str], list[dict[str, str]]]:
     """A freshly drawn training-style caption for every item of a procedural-set batch (see procedural/synth.py), from
     its `attributes`, naming a random subset of them with probability `short_share` (`synth.training_caption`);
-    the draw comes from the step's generator, so a resumed run draws the same captions."""
+    the draw comes from the step's generator, so a resumed run draws the same captions. With `named`, also the
+    attributes each caption names ({name: class} per item)."""
     import numpy as np
 
-    from ..procedural.synth import training_caption
+    from ..procedural.synth import named_training_caption
 
     attributes = batch.get("attributes")
     if attributes is None or any(a is None for a in attributes):
@@ -67,7 +69,9 @@ def recaptioned(batch: dict[str, Any], generator: torch.Generator, short_share: 
                          "manifests, encoded with arcaudio encode); this batch has none")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     rng = np.random.default_rng(seed)
-    return [training_caption(a, rng, short_share) for a in attributes]
+    drawn = [named_training_caption(a, rng, short_share) for a in attributes]
+    captions = [caption for caption, _ in drawn]
+    return (captions, [names for _, names in drawn]) if named else captions
 
 
 class FlowStage:
