@@ -414,7 +414,8 @@ def test_fsdp_shards_the_weights_matches_ddp_and_resumes_exactly(tmp_path, audio
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
     def run(out, *head, strategy="fsdp"):
-        args = [*_train_args(audio_manifest, out, 6), "--device", "cpu", "--strategy", strategy]
+        head, extra = (head[:-2], head[-2:]) if "--set" in head else (head, ())
+        args = [*_train_args(audio_manifest, out, 6), "--device", "cpu", "--strategy", strategy, *extra]
         return subprocess.run([*torchrun, *head, *args], env=env, capture_output=True, text=True, timeout=300)
 
     fsdp = run(tmp_path / "fsdp", "-m", "arcaudio")
@@ -427,6 +428,11 @@ def test_fsdp_shards_the_weights_matches_ddp_and_resumes_exactly(tmp_path, audio
     assert a.keys() == b.keys()
     for k in a:  # the same training; the gradients are averaged by reduce-scatter instead of all-reduce
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    accumulated = run(tmp_path / "accumulated", "-m", "arcaudio", "--set", "grad_accum=2")  # reduce-scatter once
+    assert accumulated.returncode == 0, accumulated.stderr[-3000:]
+    d = _weights(tmp_path / "accumulated")
+    for k in a:
+        torch.testing.assert_close(d[k], a[k], rtol=1e-4, atol=1e-5)
     killed = run(tmp_path / "killed", KILL_AFTER_CHECKPOINT, "4")
     assert killed.returncode != 0 and torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 4
     resumed = run(tmp_path / "killed", "-m", "arcaudio")

@@ -24,10 +24,18 @@ def micro_batches(batch_size: int, count: int) -> list[tuple[slice, float]]:
 
 @contextlib.contextmanager
 def gradient_sync(module: nn.Module, sync: bool) -> Iterator[None]:
-    """Within it, a DistributedDataParallel `module` all-reduces gradients only if `sync` (the last micro-batch);
-    any other module is unaffected."""
-    if sync or not hasattr(module, "no_sync"):
+    """Within it, a DistributedDataParallel `module` all-reduces (an FSDP2 one reduce-scatters) gradients only if
+    `sync` (the last micro-batch; before it they accumulate locally); any other module is unaffected."""
+    if sync:
         yield
-    else:
+    elif hasattr(module, "set_requires_gradient_sync"):  # FSDP2
+        module.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            module.set_requires_gradient_sync(True)
+    elif hasattr(module, "no_sync"):  # DDP
         with module.no_sync():
             yield
+    else:
+        yield
