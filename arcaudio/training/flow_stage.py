@@ -79,7 +79,10 @@ class FlowStage:
 
     def __init__(self, model: TextToAudioModel, config: TrainConfig, info: DistInfo):
         self.model, self.config, self.info = model, config, info
-        model.to(info.device).train()
+        fsdp = config.strategy == "fsdp" and info.enabled
+        model.train()
+        if not fsdp:  # under FSDP the whole model never goes to the device: each process moves only its shards
+            model.to(info.device)
         model.autoencoder.requires_grad_(False).eval()
         prompt = model.conditioners["prompt"]
         text_trainable = prompt.builtin and config.flow.train_text_encoder and config.lora is None
@@ -87,11 +90,12 @@ class FlowStage:
             prompt.requires_grad_(text_trainable)
         model.dit.grad_checkpointing = config.grad_checkpointing
         self.export_model = None  # under FSDP: a whole copy on rank 0 (CPU) that checkpoints' exports are written from
-        if config.strategy == "fsdp" and info.enabled:
+        if fsdp:
             if info.is_main:
                 self.export_model = copy.deepcopy(model).cpu()
             units = [*model.dit.transformer.layers, model.conditioners["prompt"]]
-            self.objective = shard_model(FlowObjective(model), info, units)
+            self.objective = shard_model(FlowObjective(model), info, units)  # shards placed on the device
+            model.to(info.device)  # the frozen parts and buffers, whole
             held, total = local_share(model)
             log.info("fsdp: process %d holds %d of the %d trainable weight values (%.1f %%)", info.rank, held, total,
                      100 * held / max(total, 1))
