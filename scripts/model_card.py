@@ -228,12 +228,14 @@ def render(card: dict, config) -> str:
         "Stages (the commands are in scripts/train_default.sh):",
         "1. `arcaudio synth`: 4000 procedural clips (seed 0), each with its attributes.",
         "2. `arcaudio encode small-partials`: the set to latents (the codec has nothing to train).",
-        "3. `arcaudio train --stage flow`: 8000 steps, batch 16, lr 8e-4 cosine, uniform flow times, CFG dropout 0.1, "
+        "3. `arcaudio train --stage flow`: 24000 steps, batch 16, lr 8e-4 cosine, uniform flow times, CFG dropout 0.1, "
         "`flow.recaption=true` with `flow.short_caption_share=0.5` (a fresh caption for every clip at every step, "
         "half of them naming only some of its attributes: short prompts).",
         "4. `arcaudio arc`: 600 steps, batch 16, lr 1e-5 for generator and discriminator, relativistic + contrastive, "
         "recaptioned the same way (at 3e-5 the discriminator ran away and adherence fell: 0.593 against 0.710 on the "
-        "first 150 short prompts).",
+        "first 150 short prompts), the contrastive term's wrong prompt for each clip drawn among the batch's "
+        "captions that contradict it (`arc.contrastive_shuffle=conflicting`: a shorter caption is often still true "
+        "of a clip, and D must not learn to score it low).",
         "5. `arcaudio convert`: the two exported files.",
     ]
     if card["recipe_stages"]:

@@ -3,10 +3,11 @@
 # codec (no weights to train), the DiT and the word-level text encoder as a rectified flow (the `default-rf`
 # model), ARC post-training with the contrastive loss (the `default` model), and the two exported files that ship
 # in arcaudio/weights/ (default-rf.safetensors holds only the DiT, the rest is shared with default.safetensors).
-# Measured on a 2-core AMD EPYC (avx512_bf16, avx512_vnni): flow 33 min, ARC 5 min, synthesis + encoding ~2 min.
+# Measured on a 2-core AMD EPYC (avx512_bf16, avx512_vnni): flow 112 min (3.57 steps/s alone), ARC 6 min,
+# synthesis + encoding ~2 min.
 # Same seed, same machine type -> the same weights (tests/test_recipe.py runs this twice at a few steps per stage).
 #
-#   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 40 minutes on 2 CPU cores
+#   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 2 hours on 2 CPU cores
 #   environment overrides: SEED, N_CLIPS, FLOW_STEPS, FLOW_BATCH, FLOW_LR, SHORT_SHARE, ARC_STEPS,
 #   ARC_LR, ARC_BATCH, EXPORT_DIR (where default.safetensors and default-rf.safetensors go; default OUT_DIR)
 #
@@ -17,7 +18,7 @@ set -euo pipefail
 OUT=${1:-runs/default}
 SEED=${SEED:-0}
 N_CLIPS=${N_CLIPS:-4000}
-FLOW_STEPS=${FLOW_STEPS:-8000}
+FLOW_STEPS=${FLOW_STEPS:-24000}
 FLOW_BATCH=${FLOW_BATCH:-16}
 FLOW_LR=${FLOW_LR:-8e-4}
 SHORT_SHARE=${SHORT_SHARE:-0.5}
@@ -54,10 +55,11 @@ stage "train the DiT and the word-level text encoder as a rectified flow ($FLOW_
   --set optim.schedule=cosine --set flow.time_sampler=uniform --set flow.cfg_dropout=0.1 --set flow.recaption=true \
   --set flow.short_caption_share="$SHORT_SHARE" --set log_every=50 --set checkpoint_every=500 --no-progress
 
+# the contrastive term's wrong prompts contradict each clip (a shorter caption is often still true of it)
 stage "ARC post-training ($ARC_STEPS steps, relativistic + contrastive)" \
   $A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/arc" --seed "$SEED" \
   --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set arc.generator_lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \
-  --set arc.recaption=true --set arc.short_caption_share="$SHORT_SHARE" \
+  --set arc.recaption=true --set arc.short_caption_share="$SHORT_SHARE" --set arc.contrastive_shuffle=conflicting \
   --set log_every=50 --set checkpoint_every=250 --no-progress
 
 mkdir -p "$EXPORT_DIR"
