@@ -74,7 +74,7 @@ def batches_from(dataset: Dataset, config: TrainConfig, info: DistInfo, start_st
     dataset: from the consumers' recorded cursors, `stream_state`)."""
     if isinstance(dataset, IterableDataset):
         dataset.configure(info.rank, info.world_size, config.num_workers, start_step,
-                          _stream_cursors(dataset, info, config, stream_state))
+                          _stream_cursors(info, config, stream_state))
         loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate, num_workers=config.num_workers)
         yield from enumerate(loader, start=start_step)  # the stream never ends: training counts steps
         return
@@ -92,8 +92,8 @@ def batches_from(dataset: Dataset, config: TrainConfig, info: DistInfo, start_st
         epoch, offset = epoch + 1, 0
 
 
-def _stream_cursors(dataset, info: DistInfo, config: TrainConfig,
-                    state: dict[str, Any] | None) -> dict[int, list[int]]:
+def _stream_cursors(info: DistInfo, config: TrainConfig, state: dict[str, Any] | None) -> dict[int, list[int]]:
+    """The recorded cursors of a streamed run ({} for a fresh one); refuses another process x worker split."""
     if not state:
         return {}
     consumers = info.world_size * max(1, config.num_workers)
