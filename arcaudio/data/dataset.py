@@ -35,6 +35,7 @@ MIN_SAMPLES = 1024  # default shortest usable file, in samples at the dataset's 
 RESAMPLE_MARGIN_S = 0.05  # decoded either side of a window whose file is resampled: the filter's edge settles
 CORE_FIELDS = ("audio", "caption", "seconds_total", "path", "skipped")
 _warned: set[str] = set()  # paths already warned about in this process
+_UNREAD = object()  # a file header not read yet
 
 
 class AudioDataset(Dataset):
@@ -107,11 +108,11 @@ class AudioDataset(Dataset):
                                        f"the minimum is {self.min_samples}")
         return audio
 
-    def file_samples(self, index: int) -> int:
-        """The length of entry `index`'s file at the dataset's rate, from its header (decoded when the header does
-        not say); AudioReadError if unusable or shorter than min_samples."""
+    def file_samples(self, index: int, header: tuple[int, int] | None | object = _UNREAD) -> int:
+        """The length of entry `index`'s file at the dataset's rate, from its header (`audio_frames`, read here unless
+        given; decoded when the header does not say); AudioReadError if unusable or shorter than min_samples."""
         path = self.entries[index]["path"]
-        header = audio_frames(path)
+        header = audio_frames(path) if header is _UNREAD else header
         total = self.load(index).shape[-1] if header is None else round(header[0] * self.sample_rate / header[1])
         if total < self.min_samples:
             raise AudioReadError(path, f"too short: {total} samples at {self.sample_rate} Hz, the minimum is "
@@ -139,12 +140,14 @@ class AudioDataset(Dataset):
             offsets = [offsets[k] for k in picks]
         return offsets
 
-    def clip(self, index: int, offset: int) -> tuple[torch.Tensor, float]:
+    def clip(self, index: int, offset: int,
+             header: tuple[int, int] | None | object = _UNREAD) -> tuple[torch.Tensor, float]:
         """The window [offset, offset + sample_size) of entry `index`'s file at the dataset's rate, decoded alone
         (the frames sought, plus RESAMPLE_MARGIN_S either side when the file's rate differs): (window (channels,
-        sample_size), seconds_total of real audio in it; the rest is zeros). AudioReadError if unusable."""
+        sample_size), seconds_total of real audio in it; the rest is zeros). AudioReadError if unusable. `header`:
+        the file's `audio_frames`, when the caller has read it already."""
         path = self.entries[index]["path"]
-        header = audio_frames(path)
+        header = audio_frames(path) if header is _UNREAD else header
         if header is None:  # no length in the header: decode whole
             audio = self.load(index)[:, offset: offset + self.sample_size]
         else:
@@ -170,11 +173,10 @@ class AudioDataset(Dataset):
     def window(self, index: int, item: int) -> tuple[torch.Tensor, float] | None:
         """The crop of entry `index` for item `item` decoded alone: (window (channels, sample_size), seconds_total),
         as `crop_or_pad` of the whole file would give; None when the header gives no length (decode whole)."""
-        header = audio_frames(self.entries[index]["path"])
+        header = audio_frames(self.entries[index]["path"])  # read once per item
         if header is None:
             return None
-        total = self.file_samples(index)
-        return self.clip(index, self.crop_offset(item, total))
+        return self.clip(index, self.crop_offset(item, self.file_samples(index, header)), header)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         n = len(self.entries)
