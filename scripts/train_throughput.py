@@ -7,7 +7,7 @@ memory, the model TFLOP/s and (on a GPU with a known peak) the MFU; under torchr
 
 Random weights train at the speed of real ones. An external T5 (sao-small's) gets a T5-base-sized random stand-in
 (arcaudio.bench.bench_model's rule); the autoencoder's encoder is left out (latents come pre-encoded, as in a real
-run). ARC runs with DDP whatever --strategy says (FSDP is built for the flow stage).
+run). --strategy applies to both stages.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _peak_mb(device: torch.device) -> float:
 
 def measure(stage_name: str, args, info) -> dict:
     model, config = _model(args.model, info.device)
-    strategy = args.strategy if stage_name == "flow" else "ddp"
+    strategy = args.strategy
     train = TrainConfig(stage=stage_name, data="random", batch_size=args.batch_size, precision=args.precision,
                         strategy=strategy, steps=args.warmup + args.steps, grad_checkpointing=args.grad_checkpointing)
     train.validate()

@@ -290,3 +290,34 @@ def test_export_of_a_model_with_an_external_t5_also_writes_stable_audio_tools_fi
     assert sao.config.objective == ours.config.objective == "rf_denoiser"
     a, b = ours.state_dict(), sao.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_step_flops_are_the_mean_of_both_players_steps_counted_part_by_part():
+    """ARCStage.step_flops against a sum of separately counted forwards: a G step runs G, D on [real, generated]
+    and back through D to G's weights (D's input gradients only) and through G; a D step runs G (no gradient) and D
+    on [real, generated, wrong prompts] and back through D (its weights' gradients: about twice its forward)."""
+    from arcaudio.training.throughput import counted_flops
+
+    stage = small_arc_stage()
+    batch = arc_batch()
+    b = len(batch["caption"])
+    model, d = stage.model, stage.discriminator
+    x = batch["latents"]
+    cond = counted_flops(lambda: model.condition(batch["caption"], batch["seconds_total"].tolist()))
+    conditioning, f_cond = cond
+    t = torch.rand(b)
+    with torch.no_grad():
+        f_g = counted_flops(lambda: model.dit(x, t, conditioning.cross_attn_cond, conditioning.global_cond))[1]
+
+        def f_d(n: int) -> int:
+            c = Conditioning.cat([conditioning] * n)
+            return counted_flops(lambda: d(x.repeat(n, 1, 1), t.repeat(n), c))[1]
+
+        f_d2, f_d3 = f_d(2), f_d(3)
+    generator_step = f_cond + f_g + f_d2 + f_d2 + 2 * f_g
+    discriminator_step = f_cond + f_g + f_d3 + 2 * f_d3
+    expected = (generator_step + discriminator_step) / 2
+    counted = stage.step_flops(batch)
+    assert 0.9 * expected <= counted <= 1.1 * expected
+    assert all(p.grad is None for p in [*stage.g_params, *stage.d_params])  # the side computation left nothing
+    assert all(p.requires_grad for p in stage.d_params)

@@ -1,5 +1,6 @@
 """The training loop: exact resume after a kill, DDP over 2 gloo processes, bad files, losses and updates."""
 
+import csv
 import json
 import math
 import os
@@ -409,30 +410,42 @@ def test_the_log_reports_throughput_and_counted_model_flops(tmp_path, audio_mani
     assert "throughput: " in capsys.readouterr().err
 
 
-def test_fsdp_shards_the_weights_matches_ddp_and_resumes_exactly(tmp_path, audio_manifest):
+def _step_tflop(run: Path) -> list[float]:
+    """The model TFLOPs of a step, from each row of a run's log (tflops / steps_per_s)."""
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    return [float(r["tflops"]) / float(r["steps_per_s"]) for r in rows]
+
+
+# arc: two sharded players with their own optimizers; D is frozen during G's steps
+@pytest.mark.parametrize("stage", ["flow", "arc"])
+def test_fsdp_shards_the_weights_matches_ddp_and_resumes_exactly(tmp_path, audio_manifest, stage):
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
     def run(out, *head, strategy="fsdp"):
         head, extra = (head[:-2], head[-2:]) if "--set" in head else (head, ())
-        args = [*_train_args(audio_manifest, out, 6), "--device", "cpu", "--strategy", strategy, *extra]
+        args = [*_train_args(audio_manifest, out, 6, stage), "--device", "cpu", "--strategy", strategy, *extra]
         return subprocess.run([*torchrun, *head, *args], env=env, capture_output=True, text=True, timeout=300)
 
     fsdp = run(tmp_path / "fsdp", "-m", "arcaudio")
     assert fsdp.returncode == 0, fsdp.stderr[-3000:]
     shares = [float(line.split("(")[-1].split(" %")[0]) for line in fsdp.stderr.splitlines() if "fsdp: process" in line]
-    assert len(shares) == 2 and all(45 < s < 55 for s in shares)  # each process holds about half of the weights
+    players = 2 if stage == "arc" else 1
+    assert len(shares) == 2 * players and all(45 < s < 55 for s in shares)  # each process holds about half
     ddp = run(tmp_path / "ddp", "-m", "arcaudio", strategy="ddp")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a, b = _weights(tmp_path / "fsdp"), _weights(tmp_path / "ddp")
     assert a.keys() == b.keys()
-    for k in a:  # the same training; the gradients are averaged by reduce-scatter instead of all-reduce
+    for k in a:  # the same training; gradients averaged by reduce-scatter, norms clipped from the shards' norms
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    accumulated = run(tmp_path / "accumulated", "-m", "arcaudio", "--set", "grad_accum=2")  # reduce-scatter once
-    assert accumulated.returncode == 0, accumulated.stderr[-3000:]
-    d = _weights(tmp_path / "accumulated")
-    for k in a:
-        torch.testing.assert_close(d[k], a[k], rtol=1e-4, atol=1e-5)
+    # the counted model FLOPs of a step are the same whichever strategy (the backward passes are counted)
+    assert _step_tflop(tmp_path / "fsdp") == pytest.approx(_step_tflop(tmp_path / "ddp"), rel=1e-3)
+    if stage == "flow":
+        accumulated = run(tmp_path / "accumulated", "-m", "arcaudio", "--set", "grad_accum=2")  # reduce-scatter once
+        assert accumulated.returncode == 0, accumulated.stderr[-3000:]
+        d = _weights(tmp_path / "accumulated")
+        for k in a:
+            torch.testing.assert_close(d[k], a[k], rtol=1e-4, atol=1e-5)
     killed = run(tmp_path / "killed", KILL_AFTER_CHECKPOINT, "4")
     assert killed.returncode != 0 and torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 4
     resumed = run(tmp_path / "killed", "-m", "arcaudio")
@@ -440,5 +453,12 @@ def test_fsdp_shards_the_weights_matches_ddp_and_resumes_exactly(tmp_path, audio
     assert json.loads((tmp_path / "killed" / "summary.json").read_text())["resumed_from"] == 4
     c = _weights(tmp_path / "killed")
     assert all(torch.equal(a[k], c[k]) for k in a)
-    with pytest.raises(ValueError, match="strategy 'fsdp' is built for the flow stage"):
-        TrainConfig(data="x", stage="arc", strategy="fsdp").validate()
+    if stage == "arc":  # the discriminator too: its shards, gathered whole into the checkpoint
+        straight, again = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["stage"]
+                           for run in ("fsdp", "killed"))
+        assert all(torch.equal(v, again["discriminator"][k]) for k, v in straight["discriminator"].items())
+        assert straight["d_optimizer"]["state"].keys() == again["d_optimizer"]["state"].keys()
+    with pytest.raises(ValueError, match="strategy 'fsdp' is built for the flow and ARC stages"):
+        TrainConfig(data="x", stage="autoencoder", strategy="fsdp").validate()
+    with pytest.raises(ValueError, match="LoRA runs with 'ddp'"):
+        TrainConfig(data="x", stage="flow", strategy="fsdp", lora="rank=4").validate()

@@ -82,8 +82,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "model")
     p.add_argument("--precision", choices=["fp32", "bf16"])
     p.add_argument("--strategy", choices=["ddp", "fsdp"],
-                   help="under torchrun: ddp (default) replicates the model; fsdp (FSDP2, flow stage) shards its "
-                        "trainable weights, gradients and optimizer state across the processes")
+                   help="under torchrun: ddp (default) replicates the model; fsdp (FSDP2, flow and ARC stages) "
+                        "shards its trainable weights, gradients and optimizer state across the processes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a train-config field, e.g. --set optim.lr=3e-4 (repeatable)")
     p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",

@@ -10,11 +10,14 @@ generator of clean latents, with no teacher, no distillation and no CFG.
 - The text and seconds conditioners stay frozen: both players see the conditioning the pre-trained flow makes.
 
 Every discriminator evaluation of a step is one batched call (real, generated, mismatched prompts, penalty
-probes concatenated), so under DDP each module runs forward once per backward.
+probes concatenated), so under DDP each module runs forward once per backward. Under FSDP (`strategy="fsdp"`) both
+players are sharded block by block, each with its own optimizer over its shards; D's weights are frozen during
+G's step (their gradients never computed nor reduced), and exports are written from a whole copy on rank 0.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,18 @@ from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
 from .flow_stage import batch_latents, recaptioned
 from .optim import build_optimizer, build_scheduler
+from .sharding import (
+    as_float,
+    distribute_optimizer_state,
+    distribute_state_dict,
+    gathered,
+    local_share,
+    shard_model,
+    whole_copy,
+)
+from .throughput import counted_flops
+
+log = logging.getLogger(__name__)
 
 
 class Denoiser(nn.Module):
@@ -61,7 +76,8 @@ class ARCStage:
         ac = config.arc
         depth = model.config.dit.depth
         self.exit_layer = ac.exit_layer if ac.exit_layer is not None else default_exit_layer(depth, ac.depth_fraction)
-        model.to(info.device).train()
+        fsdp = config.strategy == "fsdp" and info.enabled
+        model.train()
         model.requires_grad_(False)
         model.dit.requires_grad_(True)
         model.dit.grad_checkpointing = config.grad_checkpointing
@@ -69,12 +85,27 @@ class ARCStage:
             torch.manual_seed(config.seed + 1)
             self.discriminator = ARCDiscriminator(model.config.dit, self.exit_layer, ac.soft_clip_scale)
         self.discriminator.trunk.load_state_dict(model.dit.state_dict())  # the pre-trained flow's weights
-        self.discriminator.to(info.device).train()
+        self.discriminator.train()
         self.discriminator.trunk.grad_checkpointing = config.grad_checkpointing
-        self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        self.export_model = None  # under FSDP: a whole copy on rank 0 (CPU) that exports are written from
+        if fsdp:  # each player sharded block by block; the frozen parts (autoencoder, conditioners) stay whole
+            self.export_model = whole_copy(model, info)
+            self.generator = shard_model(Denoiser(model), info, model.dit.transformer.layers)
+            trunk_blocks = self.discriminator.trunk.transformer.layers[:self.exit_layer + 1]
+            self.d_module = shard_model(self.discriminator, info, [*trunk_blocks, self.discriminator.head])
+            model.to(info.device)
+            self.discriminator.to(info.device)
+            for name, player in (("generator", model.dit), ("discriminator", self.discriminator)):
+                held, total = local_share(player)
+                log.info("fsdp: process %d holds %d of the %d trainable %s weight values (%.1f %%)", info.rank,
+                         held, total, name, 100 * held / max(total, 1))
+        else:
+            model.to(info.device)
+            self.discriminator.to(info.device)
+            self.generator = wrap_ddp(Denoiser(model), info)
+            self.d_module = wrap_ddp(self.discriminator, info)
+        self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]  # sharded ones under FSDP
         self.g_params = [p for p in model.dit.parameters() if p.requires_grad]
-        self.generator = wrap_ddp(Denoiser(model), info)
-        self.d_module = wrap_ddp(self.discriminator, info)
         # G steps at even run steps, D at odd ones: each schedule maps its own steps onto the run's
         self.optimizer = build_optimizer(self.g_params, config.optim, lr=ac.generator_lr)
         self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim, every=2, offset=0)
@@ -117,25 +148,48 @@ class ARCStage:
             self.metrics.update(self._discriminator_step(batch, generator))
         return dict(self.metrics)
 
-    def _generator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
+    def _autocast(self):
+        return torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+
+    def _generator_loss(self, g: nn.Module, d: nn.Module, x0, cond, g_cond, x_t, t, s, noise) -> torch.Tensor:
+        """G's loss on (a micro-batch of) a step's draws: x0_hat = g(x_t, t, g_cond), then real x0 and x0_hat
+        re-noised to s with the same noise, scored by d with the true prompt (one batched call)."""
+        x0_hat = g(x_t, t, g_cond.cross_attn_cond, g_cond.global_cond)  # (b, C, T)
+        real_s, fake_s = add_noise(x0, noise, s), add_noise(x0_hat, noise, s)
+        scores = d(torch.cat([real_s, fake_s]), s.repeat(2), Conditioning.cat([cond, cond]))
+        real, fake = scores.float().chunk(2)  # (b, 1, P) each
+        return self.config.arc.generator_weight * relativistic_generator_loss(real, fake)
+
+    def _discriminator_forward(self, g: nn.Module, d: nn.Module, x0, cond, wrong, x_t, t, s, noise,
+                               probes) -> tuple[torch.Tensor, dict]:
+        """D's loss and its terms on (a micro-batch of) a step's draws: g's x0_hat (no gradient), then every score
+        map d makes in one batched call: [real, generated, real with wrong prompts (if `wrong`), R1/R2 probes]."""
         ac = self.config.arc
-        autocast = torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+        with torch.no_grad():
+            x0_hat = g(x_t, t, cond.cross_attn_cond, cond.global_cond)  # (b, C, T)
+        real_s, fake_s = add_noise(x0, noise, s), add_noise(x0_hat, noise, s)
+        xs, conds = [real_s, fake_s], [cond, cond]
+        if wrong is not None:
+            xs.append(real_s)
+            conds.append(wrong)
+        for name, x in (("r1", real_s), ("r2", fake_s)):
+            if name in probes:
+                xs.append(x + ac.penalty_sigma * probes[name])
+                conds.append(cond)
+        scores = d(torch.cat(xs), s.repeat(len(xs)), Conditioning.cat(conds))
+        return self._discriminator_loss(scores.float().split(real_s.shape[0]), wrong is not None)
+
+    def _generator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
         self.discriminator.requires_grad_(False)
         total = 0.0
         try:
-            with autocast:
+            with self._autocast():
                 x0, cond, g_cond, x_t, t, s, noise = self._draws(batch, generator, generator_step=True)
             parts = micro_batches(x0.shape[0], self.config.grad_accum)
             for k, (rows, share) in enumerate(parts):
-                with gradient_sync(self.generator, k == len(parts) - 1), autocast:
-                    gc = g_cond.rows(rows)
-                    x0_hat = self.generator(x_t[rows], t[rows], gc.cross_attn_cond, gc.global_cond)  # (b, C, T)
-                    real_s, fake_s = add_noise(x0[rows], noise[rows], s[rows]), add_noise(x0_hat, noise[rows], s[rows])
-                    c = cond.rows(rows)
-                    scores = self.discriminator(torch.cat([real_s, fake_s]), s[rows].repeat(2),
-                                                Conditioning.cat([c, c]))
-                    real, fake = scores.float().chunk(2)  # (b, 1, P) each
-                    loss = ac.generator_weight * relativistic_generator_loss(real, fake)
+                with gradient_sync(self.generator, k == len(parts) - 1), self._autocast():
+                    loss = self._generator_loss(self.generator, self.discriminator, x0[rows], cond.rows(rows),
+                                                g_cond.rows(rows), x_t[rows], t[rows], s[rows], noise[rows])
                     (loss * share).backward()
                 total += float(loss.detach()) * share
         finally:
@@ -148,8 +202,7 @@ class ARCStage:
 
     def _discriminator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
         ac = self.config.arc
-        autocast = torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
-        with autocast:
+        with self._autocast():
             x0, cond, _, x_t, t, s, noise = self._draws(batch, generator, generator_step=False)
         perm = self._wrong_prompts(batch, generator) if ac.contrastive else None
         wrong = cond.with_prompts_permuted(perm) if perm is not None else None
@@ -158,27 +211,55 @@ class ARCStage:
         sums: dict[str, float] = {}
         parts = micro_batches(x0.shape[0], self.config.grad_accum)
         for k, (rows, share) in enumerate(parts):
-            with gradient_sync(self.d_module, k == len(parts) - 1), autocast:
-                with torch.no_grad():
-                    x0_hat = self.generator(x_t[rows], t[rows], cond.cross_attn_cond[rows], cond.global_cond[rows])
-                real_s, fake_s = add_noise(x0[rows], noise[rows], s[rows]), add_noise(x0_hat, noise[rows], s[rows])
-                c, level = cond.rows(rows), s[rows]
-                xs, conds = [real_s, fake_s], [c, c]
-                if wrong is not None:
-                    xs.append(real_s)
-                    conds.append(wrong.rows(rows))
-                for name, x in (("r1", real_s), ("r2", fake_s)):
-                    if name in probes:
-                        xs.append(x + ac.penalty_sigma * probes[name][rows])
-                        conds.append(c)
-                scores = self.d_module(torch.cat(xs), level.repeat(len(xs)), Conditioning.cat(conds))
-                loss, metrics = self._discriminator_loss(scores.float().split(real_s.shape[0]), wrong is not None)
+            with gradient_sync(self.d_module, k == len(parts) - 1), self._autocast():
+                wrong_rows = wrong.rows(rows) if wrong is not None else None
+                loss, metrics = self._discriminator_forward(
+                    self.generator, self.d_module, x0[rows], cond.rows(rows), wrong_rows, x_t[rows], t[rows],
+                    s[rows], noise[rows], {name: probe[rows] for name, probe in probes.items()})
                 (loss * share).backward()
             for key, value in {**metrics, "d_loss": float(loss.detach())}.items():
                 sums[key] = sums.get(key, 0.0) + value * share
         sums["d_contrastive_used"] = float(wrong is not None)
         sums["d_grad_norm"] = self._step(self.d_params, self.d_optimizer, self.d_scheduler, ac.discriminator_grad_clip)
         return sums
+
+    def step_flops(self, batch: dict[str, Any]) -> float:
+        """The model FLOPs of one run step on `batch`, the mean of a generator and a discriminator step (they
+        alternate; throughput.py): each player's losses as its step computes them and their backward to its
+        weights, counted on a side computation (own draws, gradients thrown away, no state touched): backward
+        passes, as FlowStage.step_flops, through the players without DDP's wrappers (no all-reduce)."""
+        ac, generator = self.config.arc, torch.Generator().manual_seed(0)
+        g, d = (getattr(m, "module", m) for m in (self.generator, self.d_module))
+
+        def draws() -> tuple:
+            with self._autocast():
+                return self._draws(batch, generator, generator_step=False)
+
+        def generator_step() -> None:
+            self.discriminator.requires_grad_(False)
+            try:
+                x0, cond, _, x_t, t, s, noise = draws()
+                with self._autocast():
+                    loss = self._generator_loss(g, d, x0, cond, cond, x_t, t, s, noise)
+                loss.backward()
+            finally:
+                for p in self.d_params:
+                    p.requires_grad_(True)
+
+        def discriminator_step() -> None:
+            x0, cond, _, x_t, t, s, noise = draws()
+            b = x0.shape[0]
+            wrong = cond.with_prompts_permuted(torch.arange(b).roll(-1)) if ac.contrastive and b > 1 else None
+            probes = {name: torch.randn(x0.shape, generator=generator).to(x0.device)
+                      for name in ("r1", "r2") if getattr(ac, f"{name}_weight") > 0}
+            with self._autocast():
+                loss, _ = self._discriminator_forward(g, d, x0, cond, wrong, x_t, t, s, noise, probes)
+            loss.backward()
+
+        flops = (counted_flops(generator_step)[1] + counted_flops(discriminator_step)[1]) / 2
+        self.optimizer.zero_grad(set_to_none=True)  # the side computation's gradients
+        self.d_optimizer.zero_grad(set_to_none=True)
+        return flops
 
     def _discriminator_loss(self, scores: tuple[torch.Tensor, ...], contrastive: bool):
         """D's loss and its terms from the score maps (b, 1, P) of [real, generated, real with wrong prompts if
@@ -227,7 +308,7 @@ class ARCStage:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(grad_norm)
+        return as_float(grad_norm)
 
     # -- state and export -----------------------------------------------------------------------------------------
 
@@ -238,10 +319,10 @@ class ARCStage:
                 "ema": self.ema.state_dict() if self.ema is not None else {}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(distribute_optimizer_state(state["optimizer"], self.optimizer))
         self.scheduler.load_state_dict(state["scheduler"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.discriminator.load_state_dict(distribute_state_dict(state["discriminator"], self.discriminator))
+        self.d_optimizer.load_state_dict(distribute_optimizer_state(state["d_optimizer"], self.d_optimizer))
         self.d_scheduler.load_state_dict(state["d_scheduler"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
@@ -250,13 +331,16 @@ class ARCStage:
         """The EMA generator as a post-trained model (objective `rf_denoiser`: ping-pong, 8 steps, no CFG by
         default), in arcaudio format at `path` and, for models with stable-audio-tools' external T5, also in its
         key names in `path.parent / "sao"` (model_config.json + model.safetensors)."""
-        config = self.model.config
-        stored = config.objective
-        config.objective = "rf_denoiser"
-        try:
-            with swapped_in(self.ema, self.model):
+        with swapped_in(self.ema, self.model):
+            whole = gathered(self.model, self.export_model)  # under FSDP: rank 0's whole copy (None elsewhere)
+            if whole is None:
+                return Path(path)
+            config = whole.config
+            stored = config.objective
+            config.objective = "rf_denoiser"
+            try:
                 if not config.conditioning.prompt.builtin:
-                    save_sao(self.model, Path(path).parent / "sao")
-                return save_model(self.model, path)
-        finally:
-            config.objective = stored
+                    save_sao(whole, Path(path).parent / "sao")
+                return save_model(whole, path)
+            finally:
+                config.objective = stored

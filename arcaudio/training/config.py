@@ -116,7 +116,7 @@ class TrainConfig(JsonConfig):
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CPUs with bf16 and GPUs)
     # under torchrun: "ddp" replicates the model on every process; "fsdp" (FSDP2) shards its trainable weights,
-    # gradients and optimizer state across them (flow stage), for models that do not fit one device
+    # gradients and optimizer state across them (flow and ARC stages), for models that do not fit one device
     strategy: Literal["ddp", "fsdp"] = "ddp"
     grad_checkpointing: bool = False  # recompute DiT blocks in the backward pass (saves memory)
     ema_decay: float = 0.999  # EMA of trainable weights; exported model uses it; 0 disables
@@ -143,9 +143,9 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"grad_accum must be in [1, batch_size = {self.batch_size}], got {self.grad_accum}")
         if self.grad_accum > 1 and self.stage == "autoencoder":
             raise ValueError("grad_accum applies to the flow and ARC stages; the autoencoder stage takes whole batches")
-        if self.strategy == "fsdp" and (self.stage != "flow" or self.lora is not None):
-            raise ValueError(f"strategy 'fsdp' is built for the flow stage without LoRA; stage {self.stage!r}"
-                             f"{' with LoRA' if self.lora else ''} runs with 'ddp'")
+        if self.strategy == "fsdp" and (self.stage == "autoencoder" or self.lora is not None):
+            raise ValueError(f"strategy 'fsdp' is built for the flow and ARC stages without LoRA; "
+                             f"{'LoRA' if self.lora else 'the autoencoder stage'} runs with 'ddp'")
         if self.shuffle_buffer < 0 or self.num_workers < 0:
             raise ValueError(f"shuffle_buffer and num_workers must be >= 0, got {self.shuffle_buffer} and "
                              f"{self.num_workers}")

@@ -23,7 +23,15 @@ from .config import TrainConfig
 from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
 from .optim import build_optimizer, build_scheduler
-from .sharding import as_float, distribute_optimizer_state, full_tensors, is_sharded, local_share, shard_model
+from .sharding import (
+    as_float,
+    distribute_optimizer_state,
+    gathered,
+    is_sharded,
+    local_share,
+    shard_model,
+    whole_copy,
+)
 from .throughput import counted_flops
 
 log = logging.getLogger(__name__)
@@ -91,8 +99,7 @@ class FlowStage:
         model.dit.grad_checkpointing = config.grad_checkpointing
         self.export_model = None  # under FSDP: a whole copy on rank 0 (CPU) that checkpoints' exports are written from
         if fsdp:
-            if info.is_main:
-                self.export_model = copy.deepcopy(model).cpu()
+            self.export_model = whole_copy(model, info)
             units = [*model.dit.transformer.layers, model.conditioners["prompt"]]
             self.objective = shard_model(FlowObjective(model), info, units)  # shards placed on the device
             model.to(info.device)  # the frozen parts and buffers, whole
@@ -141,9 +148,11 @@ class FlowStage:
 
     def step_flops(self, batch: dict[str, Any]) -> int:
         """The model FLOPs of one step on `batch` (throughput.py): latents, the objective's forward and its
-        backward to the trainable weights, counted on a side computation (own noise, gradients thrown away)."""
+        backward to the trainable weights, counted on a side computation (own noise, gradients thrown away).
+        A backward pass, not autograd.grad to the parameters: under FSDP those are the shards, which the graph
+        does not reach (FSDP's hooks hand them the gathered weights' gradients), so no backward would be counted."""
         generator = torch.Generator().manual_seed(0)
-        objective = getattr(self.objective, "module", self.objective)  # not DDP's wrapper: no gradient hooks
+        objective = getattr(self.objective, "module", self.objective)  # not DDP's wrapper: no all-reduce
         b = len(batch["caption"])
 
         def step() -> None:
@@ -152,10 +161,10 @@ class FlowStage:
             with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
                 loss = objective(x0, batch["caption"], batch["seconds_total"], t.to(x0.device), noise.to(x0.device),
                                  torch.zeros(b, dtype=torch.bool, device=x0.device))
-            torch.autograd.grad(loss, self.trainable, allow_unused=True)
+            loss.backward()
 
         flops = counted_flops(step)[1]
-        self.optimizer.zero_grad(set_to_none=True)  # FSDP's hooks may have reduced gradients into .grad
+        self.optimizer.zero_grad(set_to_none=True)  # the side computation's gradients
         return flops
 
     def state_dict(self) -> dict[str, Any]:
@@ -172,11 +181,10 @@ class FlowStage:
         """Save the model with its EMA weights in arcaudio format; with LoRA, the adapter file beside it
         (`adapter.safetensors`) and the model with the adapters merged."""
         with swapped_in(self.ema, self.model):
-            if self.export_model is not None or is_sharded(self.model):  # FSDP: gathered on every process
-                full = full_tensors(self.model.state_dict())
-                if self.export_model is not None:
-                    self.export_model.load_state_dict(full)
-                    save_model(self.export_model, path)
+            if is_sharded(self.model):  # FSDP: gathered on every process, written by rank 0
+                whole = gathered(self.model, self.export_model)
+                if whole is not None:
+                    save_model(whole, path)
                 return Path(path)
             if self.config.lora is None:
                 return save_model(self.model, path)

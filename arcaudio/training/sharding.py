@@ -8,6 +8,7 @@ whichever strategy wrote it; resuming distributes them again (`distribute_like`)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -83,6 +84,24 @@ def distribute_optimizer_state(state: dict[str, Any], optimizer: torch.optim.Opt
         out["state"][index] = {k: distribute_like(v, param) if torch.is_tensor(v) and v.shape == param.shape else v
                                for k, v in entry.items()}
     return out
+
+
+def whole_copy(module: nn.Module, info: DistInfo) -> nn.Module | None:
+    """Before sharding: a whole CPU copy of `module` on rank 0 (None elsewhere), that exports are written from."""
+    return copy.deepcopy(module).cpu() if info.is_main else None
+
+
+def gathered(module: nn.Module, copy_on_main: nn.Module | None) -> nn.Module | None:
+    """The module a file is written from: `module` itself when it is not sharded; under FSDP `copy_on_main`
+    (`whole_copy`) loaded with `module`'s state gathered whole on rank 0, None on the other ranks. A collective
+    under FSDP: every process calls it."""
+    if not is_sharded(module):
+        return module
+    state = full_tensors(module.state_dict())
+    if copy_on_main is None:
+        return None
+    copy_on_main.load_state_dict(state)
+    return copy_on_main
 
 
 def as_float(value: torch.Tensor) -> float:

@@ -6,8 +6,8 @@ counts them on a side computation the stage runs once (`step_flops(batch)`: its 
 gradients returned and thrown away, no state touched). Not on the step itself: the counter's dispatch mode changes
 the rounding of some kernels, and a resumed run would then differ from an uninterrupted one. MFU = achieved FLOP/s
 / (peak FLOP/s x processes), with the dense peak of the GPU model for the run's precision, from a small table (None
-elsewhere: CPUs and GPUs not in it; `ARCAUDIO_PEAK_TFLOPS` sets it). Stages without `step_flops` (ARC, the
-autoencoder) report samples/s only.
+elsewhere: CPUs and GPUs not in it; `ARCAUDIO_PEAK_TFLOPS` sets it). The autoencoder stage (no `step_flops`)
+reports samples/s only.
 """
 
 from __future__ import annotations
