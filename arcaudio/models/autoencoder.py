@@ -13,6 +13,7 @@ from torch import nn
 
 from ..config import AutoencoderConfig
 from ..nn.layers import SnakeBeta, WNConv1d, WNConvTranspose1d
+from ..nn.tiling import Upsampler, tiled_stages
 
 
 def channels_last_2d(x: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,10 @@ class ResidualUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).add_(x)  # in place: the last conv's output is a fresh tensor
 
+    @property
+    def tiling_body(self) -> nn.Sequential:  # nn/tiling.py: the skip is pointwise
+        return self.layers
+
 
 class EncoderBlock(nn.Module):
     """3 residual units (dilation 1, 3, 9), activation, strided conv. (B, C_in, T) -> (B, C_out, T / stride)."""
@@ -61,13 +66,14 @@ class EncoderBlock(nn.Module):
         return self.layers(x)
 
 
-class NearestRepeat(nn.Module):
+class NearestRepeat(Upsampler):
     """Nearest-neighbour upsampling by `stride`, then the left/right zero padding of torch's padding='same' for a
-    kernel of 2 * stride. (B, C, T) -> (B, C, T * stride + 2 * stride - 1)."""
+    kernel of 2 * stride. (B, C, T) -> (B, C, T * stride + 2 * stride - 1); the unpadded conv of kernel 2 * stride
+    that follows brings it to T * stride."""
 
     def __init__(self, stride: int):
         super().__init__()
-        self.stride = stride
+        self.stride, self.kernel_size = stride, 2 * stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = 2 * self.stride
@@ -93,6 +99,10 @@ class DecoderBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
+    @property
+    def tiling_body(self) -> nn.Sequential:
+        return self.layers
+
 
 class OobleckEncoder(nn.Module):
     """(B, io_channels, L) -> (B, 2 * latent_dim, L / ratio): the VAE's mean | scale."""
@@ -114,7 +124,14 @@ class OobleckEncoder(nn.Module):
 
 
 class OobleckDecoder(nn.Module):
-    """(B, latent_dim, T) -> (B, io_channels, T * ratio)."""
+    """(B, latent_dim, T) -> (B, io_channels, T * ratio).
+
+    At inference (no autograd) each upsampling block runs in time tiles of about `tile_bytes` per activation
+    (nn/tiling.py: exact, so that no activation of the clip's size is allocated but the blocks' outputs); the
+    layers after the last block run in its tiles. `tile_bytes = 0` runs every layer on the whole clip, as do traced
+    and compiled graphs (ONNX export, torch.compile: their runtimes plan their own buffers)."""
+
+    tile_bytes = 16 << 20
 
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
@@ -128,8 +145,19 @@ class OobleckDecoder(nn.Module):
                    nn.Tanh() if config.final_tanh else nn.Identity()]
         self.layers = nn.Sequential(*layers)
 
+    def stages(self) -> list[nn.Module]:
+        """The layers grouped for tiling: those before the first upsampling block one by one, each block, and the
+        last block together with the layers after it."""
+        blocks = [i for i, layer in enumerate(self.layers) if isinstance(layer, DecoderBlock)]
+        if not blocks:
+            return [self.layers]
+        return [*self.layers[:blocks[-1]], nn.Sequential(*self.layers[blocks[-1]:])]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return from_channels_last_2d(self.layers(channels_last_2d(x)))
+        x = channels_last_2d(x)
+        if self.tile_bytes and not (torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+            return from_channels_last_2d(tiled_stages(self.stages(), x, self.tile_bytes))
+        return from_channels_last_2d(self.layers(x))
 
 
 def vae_moments(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

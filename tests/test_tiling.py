@@ -1,0 +1,81 @@
+"""Exact time tiling of the Oobleck decoder (nn/tiling.py): tiles stitched equal the whole run, and the context each
+stage declares covers its measured receptive field."""
+
+import pytest
+import torch
+from torch import nn
+
+from arcaudio.config import AutoencoderConfig
+from arcaudio.models.autoencoder import OobleckDecoder, channels_last_2d
+from arcaudio.nn.layers import WNConv1d, WNConvTranspose1d
+from arcaudio.nn.tiling import geometry, run_tiled, tiled_stages
+
+
+def _decoder(nearest: bool) -> OobleckDecoder:
+    torch.manual_seed(0)
+    config = AutoencoderConfig(channels=8, c_mults=[1, 2, 4], strides=[2, 4, 3 if nearest else 4], latent_dim=4,
+                               use_nearest_upsample=nearest)
+    decoder = OobleckDecoder(config).eval()
+    with torch.no_grad():  # nonzero biases and activations' parameters: every path carries signal
+        for p in decoder.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return decoder
+
+
+@pytest.mark.parametrize("nearest", [False, True])
+def test_tiled_decoder_equals_the_whole_run(nearest, monkeypatch):
+    decoder = _decoder(nearest)
+    z = torch.randn(2, 4, 37)
+    with torch.no_grad():
+        monkeypatch.setattr(decoder, "tile_bytes", 0)
+        whole = decoder(z)  # (2, 2, 37 * 24 or 37 * 32)
+        for tile_bytes in (1, 3000, 1 << 14):  # one input sample per tile, a few, one tile per stage
+            monkeypatch.setattr(decoder, "tile_bytes", tile_bytes)
+            tiled = decoder(z)
+            assert tiled.shape == whole.shape
+            torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-6)
+    with torch.enable_grad():  # training runs the layers whole
+        assert torch.equal(decoder(z), decoder.layers(channels_last_2d(z)).squeeze(2))
+
+
+@pytest.mark.parametrize("nearest", [False, True])
+def test_declared_context_covers_the_measured_receptive_field(nearest):
+    """Change one input sample of a stage and see which output samples move: all lie within the stage's declared
+    context (x its upsampling) of that sample's position."""
+    decoder = _decoder(nearest)
+    with torch.no_grad():
+        for stage in decoder.stages():
+            context, scale, _ = geometry(stage)
+            x = torch.randn(1, _in_channels(stage), 1, 60)
+            base = stage(x)
+            for j in (0, 29, 59):
+                moved = x.clone()
+                moved[..., j] += 1.0
+                changed = (stage(moved) - base).abs().flatten(0, 2).amax(0) > 0  # (T * scale,)
+                where = changed.nonzero().flatten()
+                assert len(where) > 0
+                assert where.min() >= (j - context) * scale and where.max() < (j + context + 1) * scale
+
+
+def _in_channels(stage: nn.Module) -> int:
+    return next(m for m in stage.modules() if isinstance(m, (WNConv1d, WNConvTranspose1d))).in_channels
+
+
+def test_a_stack_of_unknown_geometry_runs_whole():
+    strided = nn.Sequential(WNConv1d(4, 4, 4, stride=2, padding=1))
+    assert geometry(strided) is None and geometry(nn.Sequential(nn.Linear(4, 4))) is None
+    x = torch.randn(1, 4, 1, 32)
+    with torch.no_grad():
+        assert torch.equal(tiled_stages([strided], x, tile_bytes=1), strided(x))
+
+
+def test_a_context_too_small_is_caught():
+    """The stitching is only exact with the context: without it the tiles' edges differ (what the tests above
+    would see if geometry under-counted)."""
+    stage = _decoder(False).stages()[1]
+    context, scale, _ = geometry(stage)
+    x = torch.randn(1, 32, 1, 40)
+    with torch.no_grad():
+        whole = stage(x)
+        assert torch.allclose(run_tiled(stage, x, context, scale, tile=5), whole, rtol=0, atol=1e-6)
+        assert not torch.allclose(run_tiled(stage, x, 0, scale, tile=5), whole, rtol=0, atol=1e-3)
