@@ -143,3 +143,26 @@ def test_torchrun_shards_the_prompts_across_processes(tmp_path):
     timings = [json.loads((tmp_path / "tiny" / f"timing_rank{r}.json").read_text()) for r in (0, 1)]
     assert sorted(timings[0]) == ["0", "2"] and sorted(timings[1]) == ["1"]  # prompt i on rank i % 2
     assert len(list((tmp_path / "tiny").glob("*.wav"))) == 6 and (tmp_path / "results.json").is_file()
+
+
+def test_paired_differences_use_the_shared_resamples():
+    """Two models scored on the same prompts: the difference's noise is the spread of (b - a) over the shared
+    bootstrap resamples, far below either figure's own noise when the prompts' difficulty dominates both."""
+    from arcaudio.eval.evaluate import EvalResult, differences_table, paired_differences
+
+    rng = np.random.default_rng(0)
+    hardness = rng.normal(0.7, 0.05, 200)  # what the resamples of the prompts share
+    a = EvalResult("a", "euler", 8, 1.0, 16, 0.1, {"adherence": 0.70}, {"adherence": 0.05},
+                   {"adherence": list(hardness)})
+    b = EvalResult("b", "pingpong", 8, 1.0, 16, 0.1, {"adherence": 0.73, "fd_stats": 3.0}, {"adherence": 0.05},
+                   {"adherence": list(hardness + 0.03 + rng.normal(0, 0.005, 200)), "fd_stats": [3.0] * 200})
+    (row,) = paired_differences([a, b])
+    assert set(row) == {"adherence"}  # only metrics both have
+    diff, noise = row["adherence"]
+    assert diff == pytest.approx(0.03)
+    expected = np.std(np.asarray(b.resampled["adherence"]) - hardness)
+    assert noise == pytest.approx(expected) and noise < 0.01 < a.noise["adherence"]
+    b.resampled["adherence"][0] = float("nan")  # an undefined resample is left out of both
+    assert paired_differences([a, b])[0]["adherence"][1] == pytest.approx(
+        np.std(np.asarray(b.resampled["adherence"][1:]) - hardness[1:]))
+    assert "| b | pingpong | 8 | 1 | +0.030 +- 0.00" in differences_table([a, b])

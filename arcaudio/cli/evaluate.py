@@ -23,6 +23,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..eval.embedders import get_embedder
     from ..eval.evaluate import (
         ModelSpec,
+        differences_table,
         generate_clips,
         load_clips,
         markdown_table,
@@ -73,6 +74,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                        args.k, sum(per_clip) / max(len(per_clip), 1))
         results.append(result)
     table = markdown_table(results)
+    if len(results) > 1:
+        table += ("\n\nAgainst the first row, paired (the same prompts, seeds and bootstrap resamples: what the models "
+                  "share cancels from the noise):\n\n" + differences_table(results))
     report = {"prompts": args.prompts, "n_prompts": len(prompts), "per_prompt": args.per_prompt,
               "embedders": [e.describe() for e in embedders], "k": args.k,
               "results": [r.__dict__ for r in results], "table": table}

@@ -233,6 +233,9 @@ class EvalResult:
     seconds_per_clip: float
     metrics: dict[str, float] = field(default_factory=dict)  # "fd_stats", "ccds_clap", "clap_score", ...
     noise: dict[str, float] = field(default_factory=dict)  # bootstrap standard deviation of each metric
+    # each metric on every bootstrap resample of the prompts (NaN where undefined): the resamples depend only on
+    # the number of prompts and the seed, so two models scored on the same prompts share them (paired_differences)
+    resampled: dict[str, list[float]] = field(default_factory=dict)
 
 
 def score(spec: ModelSpec, objective: str, prompts: list[EvalPrompt], clips: list[np.ndarray], sample_rate: int,
@@ -247,8 +250,8 @@ def score(spec: ModelSpec, objective: str, prompts: list[EvalPrompt], clips: lis
     def with_noise(name: str, fn) -> None:
         """fn(prompt indices) -> value; the figure on all prompts and its bootstrap std."""
         result.metrics[name] = float(fn(np.arange(n)))
-        values = [fn(idx) for idx in resamples]
-        values = [v for v in values if np.isfinite(v)]
+        result.resampled[name] = [float(fn(idx)) for idx in resamples]
+        values = [v for v in result.resampled[name] if np.isfinite(v)]
         result.noise[name] = float(np.std(values)) if values else float("nan")
 
     def clip_rows(idx: np.ndarray) -> np.ndarray:
@@ -312,6 +315,36 @@ def markdown_table(results: list[EvalResult]) -> str:
         cells = [r.model, r.sampler, str(r.steps), f"{r.cfg_scale:g}"]
         cells += [f"{r.metrics[m]:.3f} +- {r.noise[m]:.3f}" if m in r.metrics else "" for m in names]
         cells.append(f"{r.seconds_per_clip:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_differences(results: list[EvalResult]) -> list[dict[str, tuple[float, float]]]:
+    """Each result after the first against the first, metric by metric: (difference, its paired sampling noise).
+    The noise is the standard deviation over the shared bootstrap resamples of (this - first), so what the two
+    models have in common (the prompts drawn, how hard each is) cancels: a difference far smaller than either
+    figure's own noise can still be measured. Results scored on different prompt sets give no paired noise (NaN)."""
+    base, out = results[0], []
+    for r in results[1:]:
+        row = {}
+        for name in sorted(set(base.metrics) & set(r.metrics), key=_metric_order):
+            a, b = np.asarray(base.resampled.get(name, [])), np.asarray(r.resampled.get(name, []))
+            both = np.isfinite(a) & np.isfinite(b) if a.shape == b.shape else np.zeros(0, dtype=bool)
+            noise = float(np.std(b[both] - a[both])) if both.any() and r.clips == base.clips else float("nan")
+            row[name] = (r.metrics[name] - base.metrics[name], noise)
+        out.append(row)
+    return out
+
+
+def differences_table(results: list[EvalResult]) -> str:
+    """Markdown: each row after the first minus the first, value +- paired noise (`paired_differences`)."""
+    rows = paired_differences(results)
+    names = sorted({m for row in rows for m in row}, key=_metric_order)
+    head = ["model", "sampler", "steps", "CFG", *(f"d {m}" for m in names)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r, row in zip(results[1:], rows):
+        cells = [r.model, r.sampler, str(r.steps), f"{r.cfg_scale:g}"]
+        cells += [f"{row[m][0]:+.3f} +- {row[m][1]:.3f}" if m in row else "" for m in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
