@@ -166,3 +166,20 @@ def test_paired_differences_use_the_shared_resamples():
     assert paired_differences([a, b])[0]["adherence"][1] == pytest.approx(
         np.std(np.asarray(b.resampled["adherence"][1:]) - hardness[1:]))
     assert "| b | pingpong | 8 | 1 | +0.030 +- 0.00" in differences_table([a, b])
+
+
+def test_recall_coverage_on_a_resample_equals_it_from_the_precomputed_distances():
+    """What `arcaudio evaluate` does for each bootstrap resample (index distances computed once) gives recall_coverage
+    on the resampled rows, duplicates included."""
+    from arcaudio.eval.distribution import kth_neighbour_radius, pairwise_distances, recall_coverage_from
+
+    rng = np.random.default_rng(2)
+    real, fake, k = rng.normal(size=(40, 6)), rng.normal(0.3, 1.0, size=(50, 6)), 3
+    assert np.array_equal(pairwise_distances(real, fake, chunk_values=7),  # row chunks: the same values
+                          np.linalg.norm(real[:, None] - fake[None], axis=-1))
+    cross, fake_fake = pairwise_distances(real, fake), pairwise_distances(fake, fake)
+    radius = kth_neighbour_radius(pairwise_distances(real, real), k)
+    for _ in range(5):
+        rows = rng.integers(0, 50, 50)  # with repeats, as a bootstrap draws them
+        direct = recall_coverage(real, fake[rows], k)
+        assert recall_coverage_from(cross[:, rows], fake_fake[np.ix_(rows, rows)], radius, k) == direct

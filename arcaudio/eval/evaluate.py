@@ -33,7 +33,9 @@ from .distribution import (
     conditional_diversity,
     frechet_distance,
     kl_divergence,
-    recall_coverage,
+    kth_neighbour_radius,
+    pairwise_distances,
+    recall_coverage_from,
     standardiser,
 )
 from .embedders.base import Embedder
@@ -282,8 +284,16 @@ def _score_embedder(with_noise, clip_rows, embedder: Embedder, prompts: list[Eva
         emb, ref = z(emb), z(ref)
     with_noise(f"fd_{embedder.name}", lambda idx: frechet_distance(emb[clip_rows(idx)], ref))
     if len(ref) > k and len(clips) > k:
-        with_noise(f"recall_{embedder.name}", lambda idx: recall_coverage(ref, emb[clip_rows(idx)], k)["recall"])
-        with_noise(f"coverage_{embedder.name}", lambda idx: recall_coverage(ref, emb[clip_rows(idx)], k)["coverage"])
+        # distances computed once; each resample indexes them (the values recall_coverage computes on its rows)
+        cross, fake_fake = pairwise_distances(ref, emb), pairwise_distances(emb, emb)  # (N, M), (M, M)
+        real_radius = kth_neighbour_radius(pairwise_distances(ref, ref), k)  # (N,)
+
+        def rc(idx: np.ndarray) -> dict[str, float]:
+            rows = clip_rows(idx)
+            return recall_coverage_from(cross[:, rows], fake_fake[np.ix_(rows, rows)], real_radius, k)
+
+        with_noise(f"recall_{embedder.name}", lambda idx: rc(idx)["recall"])
+        with_noise(f"coverage_{embedder.name}", lambda idx: rc(idx)["coverage"])
     if per_prompt >= 2:
         groups = emb.reshape(n, per_prompt, -1)  # (n, per_prompt, D)
         with_noise(f"ccds_{embedder.name}", lambda idx: conditional_diversity(list(groups[idx])))
