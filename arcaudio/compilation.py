@@ -5,7 +5,8 @@
   the time).
 - CPU: the default mode: inductor's C++ kernels fuse SnakeBeta and the residual adds around oneDNN's convolutions
   (measured on the bf16 Oobleck decoder at Stable Audio Open Small's size, AVX-512 BF16, 2 threads: 4.0 s against
-  4.9 s eager, after 29 s of compilation).
+  4.9 s eager, after 29 s of compilation; the eager decoder has since gone to 3.9-4.1 s by running in time tiles,
+  nn/tiling.py, which compiled graphs do not use).
 Shapes are static (`dynamic=False`): each new batch size or clip length compiles again, then hits the cache
 (torch's inductor cache persists across processes). Compiling pays in a server or a long session, not for one
 clip from the command line.
