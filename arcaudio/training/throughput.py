@@ -2,8 +2,9 @@
 the model FLOP utilisation against the accelerator's peak.
 
 The FLOPs are those of a step's matmuls and convolutions, forward and backward, as `torch.utils.flop_counter`
-counts them on a side computation the stage runs once (`step_flops(batch)`: its forward and backward passes, with
-gradients returned and thrown away, no state touched). Not on the step itself: the counter's dispatch mode changes
+counts them on a side computation the stage runs once (`step_flops(batch)`: its forward and a real backward pass,
+the gradients then zeroed, no other state touched; `autograd.grad` to the parameters would count no backward under
+FSDP, whose parameters the graph never reaches). Not on the step itself: the counter's dispatch mode changes
 the rounding of some kernels, and a resumed run would then differ from an uninterrupted one. MFU = achieved FLOP/s
 / (peak FLOP/s x processes), with the dense peak of the GPU model for the run's precision, from a small table (None
 elsewhere: CPUs and GPUs not in it; `ARCAUDIO_PEAK_TFLOPS` sets it). The autoencoder stage (no `step_flops`)
