@@ -17,7 +17,9 @@ G's step (their gradients never computed nor reduced), and exports are written f
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,10 +181,19 @@ class ARCStage:
         scores = d(torch.cat(xs), s.repeat(len(xs)), Conditioning.cat(conds))
         return self._discriminator_loss(scores.float().split(real_s.shape[0]), wrong is not None)
 
-    def _generator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
+    @contextlib.contextmanager
+    def _discriminator_frozen(self) -> Iterator[None]:
+        """D's weights take no gradient inside (G's step: gradients flow through D to G only)."""
         self.discriminator.requires_grad_(False)
-        total = 0.0
         try:
+            yield
+        finally:
+            for p in self.d_params:
+                p.requires_grad_(True)
+
+    def _generator_step(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, float]:
+        total = 0.0
+        with self._discriminator_frozen():
             with self._autocast():
                 x0, cond, g_cond, x_t, t, s, noise = self._draws(batch, generator, generator_step=True)
             parts = micro_batches(x0.shape[0], self.config.grad_accum)
@@ -192,9 +203,6 @@ class ARCStage:
                                                 g_cond.rows(rows), x_t[rows], t[rows], s[rows], noise[rows])
                     (loss * share).backward()
                 total += float(loss.detach()) * share
-        finally:
-            for p in self.d_params:
-                p.requires_grad_(True)
         grad_norm = self._step(self.g_params, self.optimizer, self.scheduler, self.config.optim.grad_clip)
         if self.ema is not None:
             self.ema.update(self.model)
@@ -236,15 +244,11 @@ class ARCStage:
                 return self._draws(batch, generator, generator_step=False)
 
         def generator_step() -> None:
-            self.discriminator.requires_grad_(False)
-            try:
+            with self._discriminator_frozen():
                 x0, cond, _, x_t, t, s, noise = draws()
                 with self._autocast():
                     loss = self._generator_loss(g, d, x0, cond, cond, x_t, t, s, noise)
                 loss.backward()
-            finally:
-                for p in self.d_params:
-                    p.requires_grad_(True)
 
         def discriminator_step() -> None:
             x0, cond, _, x_t, t, s, noise = draws()
