@@ -72,6 +72,10 @@ def _loops(sr: int) -> dict[str, np.ndarray]:
     swung[1::2] += 0.015  # every second sixteenth 15 ms late
     triplet[1::2] += 0.05  # ... or a third of an eighth late: long-short, long-short
     jitter = rng.uniform(-0.005, 0.005, size=_beats(100, 2).size)
+    # each hit up to 20 ms off the grid, neighbours up to 32 ms apart: as loose as a generated loop (a 15 ms slack
+    # alone reads this one as noise)
+    eighths = _beats(120, 2)
+    loose = eighths + np.random.default_rng(10).uniform(-0.02, 0.02, eighths.size)
     return {
         **{f"kick quarters {bpm} bpm": _loop([(t, kick) for t in _beats(bpm, 1)], sr) for bpm in (70, 120, 170)},
         **{f"kick eighths {bpm} bpm": _loop([(t, kick) for t in _beats(bpm, 2)], sr) for bpm in (70, 170)},
@@ -83,6 +87,8 @@ def _loops(sr: int) -> dict[str, np.ndarray]:
         "808 kick quarters 90 bpm": _loop([(t, kick_808) for t in _beats(90, 1)], sr),
         "808 kick quarters 120 bpm": _loop([(t, kick_808) for t in _beats(120, 1)], sr),
         "kick eighths 100 bpm, +-5 ms jitter": _loop([(t, kick) for t in _beats(100, 2) + jitter], sr),
+        "kick and snare eighths 120 bpm, up to 20 ms off the grid": _loop(
+            [(t, snare if i % 4 == 2 else kick) for i, t in enumerate(loose)], sr),
         "swung hats sixteenths 100 bpm": _loop([(t, hat) for t in swung], sr),
         "swung kick and hats": _loop([(t, hat) for t in swung] + [(t, kick) for t in _beats(100, 1)], sr),
         "hats sixteenths 100 bpm, triplet swing": _loop([(t, hat) for t in triplet], sr),

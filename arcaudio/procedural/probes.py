@@ -41,7 +41,11 @@ HIT_LOOKBACK_S = 0.03  # ... over the band's loudest level 11-30 ms before: 16th
 HIT_SEPARATION_S = 0.03  # an onset is a hit only if it is the strongest within +-30 ms
 START_BLIND_S = 0.02  # a hit starting in the clip's first 20 ms shows no onset (nothing earlier to rise from)
 PULSE_PERIODS_S = (0.07, 1.0)  # the beat of a loop: 16ths at 200 bpm (75 ms) to quarters at 60 bpm (1 s)
-PULSE_TOLERANCE_S = 0.015  # timing slack on a beat: a few ms of jitter, ~6 ms hop rounding (swing makes 2 chains)
+PULSE_TOLERANCE_S = 0.015  # timing slack on a beat, at least: a few ms of jitter, ~6 ms hop rounding
+# ... and at most this share of the beat's period: the +-17.5 % of the inter-beat interval within which beat-tracking
+# evaluation counts a beat as on time (the continuity measures; Davies, Degara & Plumbley 2009). A loop played or
+# generated a frame off the grid (the partials codec's 11.6 ms blocks, a DiT's 46 ms frames) is still a loop
+PULSE_TOLERANCE_SHARE = 0.175
 PULSE_MIN_HITS = 4  # beats with a hit in a chain (a beat at the clip start included): four make a loop
 PULSE_FILL = 0.7  # (hits - 1) / beats a chain spans: an unbroken chain 1, one missed beat in four 0.75
 PULSE_HIT_SHARE = 0.8  # share of the hits' strength that must be on the beat for "drums"
@@ -297,8 +301,9 @@ class _Analysis:
     @cached_property
     def pulse(self) -> tuple[float, int, float]:
         """The steadiest beat through the hits: (period s, hits on it, their share of the hits' summed strength).
-        For a period P, hits P or 2P apart (one missed beat), within PULSE_TOLERANCE_S, are linked, and linked hits
-        chain; a hit is on the beat if its chain has PULSE_MIN_HITS hits and fills PULSE_FILL of the beats it spans
+        For a period P, hits P or 2P apart (one missed beat), within max(PULSE_TOLERANCE_S, PULSE_TOLERANCE_SHARE P),
+        are linked, and linked hits chain; a hit is on the beat if its chain has PULSE_MIN_HITS hits and fills
+        PULSE_FILL of the beats it spans
         ((hits - 1) / beats); a chain whose beat before its first hit falls in the clip's first START_BLIND_S, where
         no onset can show, counts that beat too. A swung or syncopated loop is several chains at the same period.
         P is the spacing of a hit from one of its next four, within PULSE_PERIODS_S: the one with the largest share
@@ -314,7 +319,8 @@ class _Analysis:
         if periods.size == 0:
             return 0.0, 0, 0.0
         beat = periods[:, None, None]
-        linked = (np.abs(gaps - beat) <= PULSE_TOLERANCE_S) | (np.abs(gaps - 2 * beat) <= PULSE_TOLERANCE_S)
+        slack = np.maximum(PULSE_TOLERANCE_S, PULSE_TOLERANCE_SHARE * beat)  # (periods, 1, 1) s
+        linked = (np.abs(gaps - beat) <= slack) | (np.abs(gaps - 2 * beat) <= slack)
         chained = (linked | np.eye(times.size, dtype=bool)).astype(np.float32)
         for _ in range(math.ceil(math.log2(times.size))):  # each squaring doubles the chain length followed
             chained = (chained @ chained > 0).astype(np.float32)
@@ -322,7 +328,7 @@ class _Analysis:
         first, last = np.where(members, times, np.inf).min(axis=2), np.where(members, times, -np.inf).max(axis=2)
         period = periods[:, None]
         lead_in = first - period  # the beat before a chain's first hit
-        at_start = (lead_in >= -PULSE_TOLERANCE_S) & (lead_in <= START_BLIND_S + PULSE_TOLERANCE_S)
+        at_start = (lead_in >= -slack[..., 0]) & (lead_in <= START_BLIND_S + slack[..., 0])
         size = members.sum(axis=2) + at_start
         fill = (size - 1) / np.maximum(np.round((last - first) / period) + at_start, 1)
         on_beat = (size >= PULSE_MIN_HITS) & (fill >= PULSE_FILL)  # (periods, hits)
@@ -469,9 +475,9 @@ _PROBES = {"kind": _kind, "pitch": _pitch, "waveform": _waveform, "quality": _qu
 
 def probe_kind(audio, sample_rate: float) -> str:
     """tone, chord, noise, drums or sweep: drums when percussive hits repeat at a steady beat (any period from 70 ms
-    to 1 s: quarters, eighths or sixteenths at ~60-200 bpm, some beats missing, swung or jittered by a few ms; four
-    beats at least), noise when the spectrum is flat, sweep when the pitch glides, chord when much of the peak power
-    is not harmonic to the lowest strong peak, else tone.
+    to 1 s: quarters, eighths or sixteenths at ~60-200 bpm, some beats missing, swung, or off the grid by up to
+    17.5 % of the beat (44 ms on 120 bpm eighths); four beats at least), noise when the spectrum is flat, sweep
+    when the pitch glides, chord when much of the peak power is not harmonic to the lowest strong peak, else tone.
 
     A hit is a sharp rise of new energy in some frequency band: a kick, snare, hat or 808 (a ~50 Hz body, once the
     last one's tail has fallen ~12 dB) makes one; a tremolo, a pitch glide, steady noise or a tone does not. One
