@@ -303,14 +303,29 @@ def test_conflicting_prompts_contradict_the_clip_and_never_merely_name_less():
     assert conflicting_prompts(same, [{"pan": "left"}] * 2).tolist() == [0, 1]  # nothing contradicts: itself
 
 
-def test_arc_trains_with_conflicting_prompts(tmp_path):
+@pytest.mark.parametrize("shuffle", ["conflicting", "edited"])
+def test_arc_trains_with_prompts_that_contradict_the_clip(shuffle, monkeypatch):
+    from arcaudio.procedural import synth
     from arcaudio.training.config import ARCTrainConfig, TrainConfig
 
     with pytest.raises(ValueError, match="set arc.recaption=true"):
-        TrainConfig(data="x", stage="arc", arc=ARCTrainConfig(contrastive_shuffle="conflicting")).validate()
-    stage = small_arc_stage("arc.recaption=True", "arc.contrastive_shuffle='conflicting'")
+        TrainConfig(data="x", stage="arc", arc=ARCTrainConfig(contrastive_shuffle=shuffle)).validate()
+    stage = small_arc_stage("arc.recaption=True", f"arc.contrastive_shuffle='{shuffle}'")
     batch = arc_batch()
     batch["attributes"] = [{"kind": "tone", "waveform": "sine", "pitch": "A4", "loudness": "loud", "pan": p,
                             "envelope": "steady"} for p in ("left", "right", "center", "left")]
+    edits = []
+    original = synth.contradicting_caption
+    monkeypatch.setattr(synth, "contradicting_caption", lambda *a: edits.append(original(*a)) or edits[-1])
+    encoded = []
+    condition = stage.model.condition
+    monkeypatch.setattr(stage.model, "condition",
+                        lambda prompts, seconds: encoded.append(list(prompts)) or condition(prompts, seconds))
     metrics = [stage.train_step(batch, step, torch.Generator().manual_seed(step)) for step in range(2)][-1]
     assert metrics["d_contrastive_used"] == 1.0 and math.isfinite(metrics["d_contrastive"])
+    if shuffle == "edited":  # D's step encodes one contradicting caption per clip as its wrong prompts
+        assert len(edits) == 4 and encoded[-1] == [caption for caption, _ in edits]
+        for attributes, (_, wrong) in zip(batch["attributes"], edits):
+            assert any(attributes.get(name) != value for name, value in wrong.items())
+    else:
+        assert not edits

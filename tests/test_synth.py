@@ -21,9 +21,11 @@ from arcaudio.procedural.synth import (
     TEMPLATES,
     allowed_values,
     caption_for,
+    contradicting_caption,
     loudness_db,
     make_clip,
     nameable_attributes,
+    named_training_caption,
     probed_attributes,
     render,
     sample_attributes,
@@ -362,3 +364,32 @@ def test_training_captions_mix_subsets_in_at_the_given_share(monkeypatch):
     with pytest.raises(ValueError, match=r"short_share must be in \[0, 1\], got 1.5"):
         training_caption(clips[0], rng, 1.5)
 
+
+
+def test_contradicting_captions_move_exactly_one_named_attribute():
+    moved = collections.Counter()
+    for i in range(400):
+        rng = np.random.default_rng([9, i])
+        attributes = sample_attributes(rng)
+        _, named = named_training_caption(attributes, rng, 0.7)
+        caption, wrong = contradicting_caption(attributes, named, rng)
+        kind = wrong.get("kind", attributes["kind"])
+        if kind != attributes["kind"]:  # the kind moved: only its loudness, pan or envelope stay named, unchanged
+            moved["kind"] += 1
+            assert set(wrong) - {"kind"} <= {"loudness", "pan", "envelope"} & set(named)
+            assert all(attributes[n] == v for n, v in wrong.items() if n != "kind")
+        else:
+            assert set(wrong) == set(named)
+            changed = [n for n in named if wrong[n] != named[n]]
+            assert len(changed) == 1 and wrong[changed[0]] in allowed_values(kind, changed[0])
+            moved[changed[0]] += 1
+        # a clip of the wrong kind (unnamed attributes: any class), the caption names exactly `wrong`
+        clip = {"kind": kind, **{n: allowed_values(kind, n)[0] for n in KIND_ATTRIBUTES[kind]},
+                "loudness": "quiet", "pan": "left", "envelope": allowed_values(kind, "envelope")[0], **wrong}
+        _named_exactly(caption, clip, list(wrong))
+    assert set(moved) == set(ATTRIBUTE_VALUES)  # every attribute gets moved
+    drums = {"kind": "drums", "tempo": 80, "loudness": "loud", "pan": "left", "envelope": "percussive"}
+    _, wrong = contradicting_caption(drums, {"envelope": "percussive"}, np.random.default_rng(0))
+    assert wrong["kind"] != "drums"  # nothing else named can move: the kind does
+    with pytest.raises(ValueError, match="named must be a non-empty subset"):
+        contradicting_caption(drums, {"colour": "white"}, np.random.default_rng(0))

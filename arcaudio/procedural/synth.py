@@ -545,6 +545,33 @@ def named_training_caption(attributes: dict, rng: np.random.Generator,
     return caption_for(attributes, rng, "train"), {name: attributes[name] for name in nameable}
 
 
+def contradicting_caption(attributes: dict, named: dict, rng: np.random.Generator) -> tuple[str, dict]:
+    """A minimal wrong prompt for a clip: the attributes its caption names (`named`, {name: class}) with one of
+    them, drawn uniformly among those that can take another class, moved to another class, captioned in training
+    words ("a plucked minor chord" -> "a plucked major chord"). Moving the kind keeps the loudness, pan and
+    envelope it named and drops the old kind's own attributes ("drum loop at 100 bpm" -> "a noise"). Returns
+    (caption, the {name: class} it names), which no clip with `attributes` satisfies."""
+    _check_attributes(attributes)
+    kind = attributes["kind"]
+    if not named or not set(named) <= set(nameable_attributes(attributes)):
+        raise ValueError(f"named must be a non-empty subset of {nameable_attributes(attributes)}, got {named!r}")
+    movable = [name for name in named if name == "kind" or len(allowed_values(kind, name)) > 1]
+    name = _pick(rng, movable) if movable else "kind"  # drums named only as "percussive": move the kind
+    wrong = dict(attributes)
+    if name == "kind":
+        new_kind = _pick(rng, [k for k in KIND_ATTRIBUTES if k != kind])
+        wrong = {"kind": new_kind, **{n: _pick(rng, allowed_values(new_kind, n)) for n in KIND_ATTRIBUTES[new_kind]},
+                 "loudness": attributes["loudness"], "pan": attributes["pan"]}
+        keeps_envelope = attributes["envelope"] in allowed_values(new_kind, "envelope")
+        wrong["envelope"] = attributes["envelope"] if keeps_envelope else _pick(rng, allowed_values(new_kind,
+                                                                                                    "envelope"))
+        names = ["kind"] + [n for n in named if n in ("loudness", "pan") or (n == "envelope" and keeps_envelope)]
+    else:
+        wrong[name] = _pick(rng, [v for v in allowed_values(kind, name) if v != attributes[name]])
+        names = list(named)
+    return subset_caption(wrong, names, rng), {n: wrong[n] for n in names}
+
+
 # ------------------------------------------------------------------------------------------------------ dataset
 
 def make_clip(seed: int, index: int, max_seconds: float = DEFAULT_MAX_SECONDS,

@@ -212,8 +212,7 @@ class ARCStage:
         ac = self.config.arc
         with self._autocast():
             x0, cond, _, x_t, t, s, noise = self._draws(batch, generator, generator_step=False)
-        perm = self._wrong_prompts(batch, generator) if ac.contrastive else None
-        wrong = cond.with_prompts_permuted(perm) if perm is not None else None
+        wrong = self._wrong_conditioning(batch, cond, generator) if ac.contrastive else None
         probes = {name: torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, C, T), drawn as before
                   for name in ("r1", "r2") if getattr(ac, f"{name}_weight") > 0}
         sums: dict[str, float] = {}
@@ -287,9 +286,30 @@ class ARCStage:
                 k += 1
         return loss, metrics
 
+    def _wrong_conditioning(self, batch: dict[str, Any], cond: Conditioning, generator: torch.Generator
+                            ) -> Conditioning | None:
+        """The conditioning of each item's wrong prompt (`arc.contrastive_shuffle`), or None (no contrastive term
+        this step). "edited" (recaptioned procedural batches): item i gets its own caption with one named attribute
+        moved to another class (`synth.contradicting_caption`: "a plucked minor chord" -> "a plucked major chord"),
+        encoded afresh, so D must read that attribute; the other shuffles hand it another item's prompt
+        (`_wrong_prompts`)."""
+        if self.config.arc.contrastive_shuffle != "edited":
+            perm = self._wrong_prompts(batch, generator)
+            return cond.with_prompts_permuted(perm) if perm is not None else None
+        import numpy as np
+
+        from ..procedural.synth import contradicting_caption
+
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        wrong = [contradicting_caption(attributes, named, rng)[0]
+                 for attributes, named in zip(batch["attributes"], batch["named_attributes"])]
+        with torch.no_grad():
+            return self.model.condition(wrong, batch["seconds_total"].tolist())
+
     def _wrong_prompts(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor | None:
-        """The index (B,) of each item's wrong prompt (`arc.contrastive_shuffle`), or None (no contrastive term this
-        step) when a derangement is asked for and the batch has none, e.g. one caption repeated.
+        """The index (B,) of each item's wrong prompt (the permuting shuffles of `arc.contrastive_shuffle`), or None
+        (no contrastive term this step) when a derangement is asked for and the batch has none, e.g. one caption
+        repeated.
 
         "conflicting" (recaptioned procedural batches): item i gets a prompt drawn among the batch's captions that
         name some attribute clip i does not have ("on the left" for a clip on the right, "A4" for noise), never one

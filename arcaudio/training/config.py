@@ -86,8 +86,10 @@ class ARCTrainConfig:
     # (so the term never asks D to tell a prompt from itself); "roll", item i gets item i + 1's prompt, the
     # reference's intended roll (its in-place version hands the last item item 1's prompt), duplicates and all
     # "conflicting" (recaptioned procedural batches): a prompt that contradicts the clip
-    # (arc_losses.conflicting_prompts), not merely another caption, which with short captions is often true of it
-    contrastive_shuffle: Literal["derangement", "roll", "conflicting"] = "derangement"
+    # (arc_losses.conflicting_prompts), not merely another caption, which with short captions is often true of it;
+    # "edited" (recaptioned procedural batches): the clip's own caption with one named attribute moved to another
+    # class (synth.contradicting_caption), a minimal pair that D can only tell apart by reading that attribute
+    contrastive_shuffle: Literal["derangement", "roll", "conflicting", "edited"] = "derangement"
     r1_weight: float = 0.0  # finite-difference gradient penalty on real (R1) and generated (R2) inputs of D
     r2_weight: float = 0.0
     penalty_sigma: float = 0.05
@@ -167,9 +169,9 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"arc.depth_fraction must be in (0, 1], got {self.arc.depth_fraction}")
         if not 0 <= self.flow.cfg_dropout <= 1:
             raise ValueError(f"flow.cfg_dropout must be in [0, 1], got {self.flow.cfg_dropout}")
-        if self.arc.contrastive_shuffle == "conflicting" and not self.arc.recaption:
-            raise ValueError("arc.contrastive_shuffle='conflicting' compares the attributes each caption names, which "
-                             "only recaptioned procedural batches have; set arc.recaption=true")
+        if self.arc.contrastive_shuffle in ("conflicting", "edited") and not self.arc.recaption:
+            raise ValueError(f"arc.contrastive_shuffle={self.arc.contrastive_shuffle!r} works from the attributes each "
+                             "caption names, which only recaptioned procedural batches have; set arc.recaption=true")
         for stage in ("flow", "arc"):
             share = getattr(self, stage).short_caption_share
             if not 0 <= share <= 1:
