@@ -37,7 +37,7 @@ class JsonConfig:
         return cls.from_dict(json.loads(text if text.lstrip().startswith("{") else Path(text).read_text()))
 
 
-AUTOENCODER_TYPES = ("oobleck", "spectral", "partials")
+AUTOENCODER_TYPES = ("oobleck", "spectral", "partials", "harmonic")
 SPECTRAL_PHASES = ("learned", "peak-locked")
 
 
@@ -71,13 +71,18 @@ class AutoencoderConfig:
     partials: int = 16
     noise_bands: int = 7
     envelope_blocks: int = 4  # partials: blocks per hop of the fine level envelope
+    # harmonic (the partials codec with its peaks grouped into voices; see models/harmonic_autoencoder.py): voices
+    # per frame, each an f0 and `harmonics` levels; latent_dim = voices * (1 + harmonics) + bands + 1 +
+    # envelope_blocks
+    voices: int = 3
+    harmonics: int = 16
     sample_rate: int = 44100
     latent_scale: float = 1.0  # latents seen by the DiT = autoencoder latents / latent_scale
 
     @property
     def downsampling_ratio(self) -> int:
         frames = math.prod(self.strides)
-        return frames * self.hop_length if self.type in ("spectral", "partials") else frames
+        return frames * self.hop_length if self.type in ("spectral", "partials", "harmonic") else frames
 
     def validate(self) -> None:
         if self.type not in AUTOENCODER_TYPES:
@@ -90,18 +95,22 @@ class AutoencoderConfig:
         _positive("autoencoder", io_channels=self.io_channels, channels=self.channels, latent_dim=self.latent_dim,
                   latent_scale=self.latent_scale, n_fft=self.n_fft, hop_length=self.hop_length,
                   in_kernel=self.in_kernel)
-        if self.type == "partials":
+        if self.type in ("partials", "harmonic"):
             _positive("autoencoder", partials=self.partials, noise_bands=self.noise_bands,
-                      sample_rate=self.sample_rate)
-            want = 2 * self.partials + self.noise_bands + 1 + self.envelope_blocks
+                      sample_rate=self.sample_rate, voices=self.voices, harmonics=self.harmonics)
+            if self.type == "partials":
+                want, formula = 2 * self.partials + self.noise_bands + 1 + self.envelope_blocks, "2 * partials"
+            else:
+                want = self.voices * (1 + self.harmonics) + self.noise_bands + 1 + self.envelope_blocks
+                formula = "voices * (1 + harmonics)"
             if self.latent_dim != want:
-                raise ValueError(f"autoencoder.latent_dim {self.latent_dim} must be 2 * partials + noise_bands + 1 + "
-                                 f"envelope_blocks = {want} for the partials codec")
+                raise ValueError(f"autoencoder.latent_dim {self.latent_dim} must be {formula} + noise_bands + 1 + "
+                                 f"envelope_blocks = {want} for the {self.type} codec")
             if self.hop_length % self.envelope_blocks:
                 raise ValueError(f"autoencoder.hop_length {self.hop_length} must be a multiple of envelope_blocks "
                                  f"{self.envelope_blocks}")
             if self.strides != [1] or self.n_fft not in (2 * self.hop_length, 4 * self.hop_length):
-                raise ValueError(f"the partials codec has one latent frame per STFT frame at 50 or 75 % overlap: "
+                raise ValueError(f"the {self.type} codec has one latent frame per STFT frame at 50 or 75 % overlap: "
                                  f"autoencoder.strides must be [1] (got {self.strides}) and n_fft 2 or 4 times "
                                  f"hop_length (got {self.n_fft}, {self.hop_length})")
         if self.type == "spectral":
@@ -386,8 +395,20 @@ def _small_partials() -> ModelConfig:
     return config
 
 
+def _small_harmonic() -> ModelConfig:
+    """`small-partials` over the harmonic codec (models/harmonic_autoencoder.py): per 46 ms frame 3 voices, each
+    an f0 and the levels of its first 16 harmonics, instead of 16 free peaks, so that the DiT generates a waveform
+    as a pattern of levels and a chord as three f0s; 63-channel latents."""
+    config = _small_partials()
+    config.autoencoder = AutoencoderConfig(type="harmonic", c_mults=[1], strides=[1], latent_dim=63, n_fft=8192,
+                                           hop_length=2048, voices=3, harmonics=16, noise_bands=7,
+                                           envelope_blocks=4)
+    config.dit.io_channels = 63
+    return config
+
+
 PRESETS = {"sao-small": _sao_small, "tiny": _tiny, "tiny-spectral": _tiny_spectral, "small-spectral": _small_spectral,
-           "small-partials": _small_partials}
+           "small-partials": _small_partials, "small-harmonic": _small_harmonic}
 
 
 def preset(name: str) -> ModelConfig:

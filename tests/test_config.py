@@ -52,8 +52,8 @@ def test_bad_values_are_named(path, value, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match=r"unknown preset 'big'; presets: \['sao-small', 'small-partials', "
-                                         r"'small-spectral', 'tiny', 'tiny-spectral'\]"):
+    with pytest.raises(ValueError, match=r"unknown preset 'big'; presets: \['sao-small', 'small-harmonic', "
+                                         r"'small-partials', 'small-spectral', 'tiny', 'tiny-spectral'\]"):
         preset("big")
 
 

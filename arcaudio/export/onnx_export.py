@@ -126,7 +126,7 @@ def _check_exportable(model: TextToAudioModel) -> None:
     if kind == "spectral":
         raise ValueError("the 'spectral' autoencoder's decoder cannot be exported to ONNX yet (its phase "
                          "reconstruction runs torch.istft, which the exporter does not convert); the Oobleck "
-                         "(sao-small, tiny) and partials (the built-in models) autoencoders export")
+                         "(sao-small, tiny), partials and harmonic (the built-in models) autoencoders export")
     if model.conditioners["prompt"].encoder is None:
         raise ValueError("the model's T5 text encoder is not attached; load it with its T5 (--t5 PATH) to export")
 

@@ -205,6 +205,11 @@ class AudioAutoencoder(nn.Module):
 
             self.encoder = PartialsEncoder(config, config.sample_rate)
             self.decoder = PartialsDecoder(config, config.sample_rate)
+        elif config.type == "harmonic":
+            from .harmonic_autoencoder import HarmonicDecoder, HarmonicEncoder
+
+            self.encoder = HarmonicEncoder(config, config.sample_rate)
+            self.decoder = HarmonicDecoder(config, config.sample_rate)
         else:
             self.encoder, self.decoder = OobleckEncoder(config), OobleckDecoder(config)
 

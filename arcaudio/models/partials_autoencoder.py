@@ -111,18 +111,31 @@ class PartialsEncoder(nn.Module):
         power = power.reshape(b, channels, *power.shape[1:])
         left, right = power[:, 0], power[:, -1]  # (B, bins, F)
         mid = (left + right).sqrt().transpose(1, 2)  # (B, F, bins): |S| of the source
-        frequency, magnitude = self._partials(mid)  # (B, F, K) each
         noise = self._noise_floor(mid)  # (B, F, bands) |S|
         balance = 10 * torch.log10((left.sum(1) + _TINY) / (right.sum(1) + _TINY))  # (B, F)
         latents = torch.cat([
-            torch.log2(frequency * self.sample_rate / c.n_fft / 440.0) / FREQ_SCALE,
-            (torch.log(magnitude.clamp_min(FLOOR_MAGNITUDE)) - AMP_CENTRE) / AMP_SCALE,
+            *self.peak_channels(mid),
             torch.log(noise.clamp_min(FLOOR_MAGNITUDE)) / NOISE_SCALE,
             balance.clamp(-SIDE_DB_MAX, SIDE_DB_MAX)[..., None] / BALANCE_SCALE,
             (block_levels(audio, c.envelope_blocks, c.hop_length).clamp_min(LEVEL_FLOOR_DB) - LEVEL_CENTRE_DB)
             / LEVEL_SCALE_DB,
         ], dim=-1).transpose(1, 2)  # (B, D, F)
         return torch.cat([latents, torch.full_like(latents, -20.0)], dim=1)  # std = softplus(-20) + 1e-4
+
+    def peak_channels(self, mid: torch.Tensor) -> list[torch.Tensor]:
+        """mid |S| (B, F, bins) -> the latent channels of its partials: [frequencies (B, F, K), magnitudes
+        (B, F, K)], scaled (module docstring)."""
+        frequency, magnitude = self._partials(mid)  # (B, F, K) each
+        return [self.frequency_channel(frequency), self.magnitude_channel(magnitude)]
+
+    def frequency_channel(self, frequency: torch.Tensor) -> torch.Tensor:
+        """Frequencies in bins -> log2(f / 440 Hz) / FREQ_SCALE."""
+        return torch.log2(frequency * self.sample_rate / self.config.n_fft / 440.0) / FREQ_SCALE
+
+    @staticmethod
+    def magnitude_channel(magnitude: torch.Tensor) -> torch.Tensor:
+        """|S| -> (ln |S| - AMP_CENTRE) / AMP_SCALE, silence (0) at the floor."""
+        return (torch.log(magnitude.clamp_min(FLOOR_MAGNITUDE)) - AMP_CENTRE) / AMP_SCALE
 
     def _band_medians(self, mid: torch.Tensor) -> torch.Tensor:
         """mid |S| (B, F, bins) -> the median power of each noise band (B, F, bands)."""
@@ -133,10 +146,12 @@ class PartialsEncoder(nn.Module):
     def _noise_floor(self, mid: torch.Tensor) -> torch.Tensor:
         return (self._band_medians(mid) / math.log(2)).sqrt()  # (B, F, bands) |S|
 
-    def _partials(self, mid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """mid |S| (B, F, bins) -> (frequencies in fractional bins, vertex magnitudes), (B, F, K) each, in order of
-        frequency; unused slots are silent (magnitude 0) at the last used slot's frequency (bin 1 if none)."""
+    def _partials(self, mid: torch.Tensor, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """mid |S| (B, F, bins) -> (frequencies in fractional bins, vertex magnitudes), (B, F, K) each for the
+        K = `count` (default config.partials) strongest peaks, in order of frequency; unused slots are silent
+        (magnitude 0) at the last used slot's frequency (bin 1 if none)."""
         c = self.config
+        count = c.partials if count is None else count
         bins = mid.shape[-1]
         log_mag = torch.log(mid + _TINY)
         below = torch.cat([log_mag[..., :1] - 1, log_mag[..., :-1]], dim=-1)
@@ -152,7 +167,7 @@ class PartialsEncoder(nn.Module):
         offset = (0.5 * (below - above) / curvature.clamp(max=-1e-6)).clamp(-0.5, 0.5)
         vertex = log_mag - 0.25 * (below - above) * offset  # the parabola's peak value
         score = torch.where(is_peak, vertex, torch.full_like(vertex, -1e9))
-        top = score.topk(c.partials, dim=-1)  # (B, F, K) strongest first
+        top = score.topk(count, dim=-1)  # (B, F, K) strongest first
         used = top.values > -1e8
         k = top.indices.to(mid.dtype)
         frequency = torch.where(used, k + torch.gather(offset, -1, top.indices), torch.full_like(k, 1e9))
@@ -174,38 +189,64 @@ class PartialsDecoder(nn.Module):
     def magnitudes(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """latents (B, D, F) -> (mid |S| (B, F, bins), partial ownership mask (B, F, bins), partial phase
         (B, F, bins), per-channel gains (B, 2, F))."""
+        return self.render(*self.synthesis_parameters(latents))
+
+    def synthesis_parameters(self, latents: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """latents (B, D, F) -> (partial frequencies in bins (B, F, K), their |S| (B, F, K; 0: silent), noise band
+        |S| (B, F, bands; 0: silent), stereo balance in dB (B, F))."""
         c = self.config
         layout = latent_layout(c)
         x = latents.float()
-        bins = c.n_fft // 2 + 1
         frequency = (440.0 * 2 ** (FREQ_SCALE * x[:, layout["frequency"]]) * c.n_fft / self.sample_rate)  # bins
-        frequency = frequency.transpose(1, 2).clamp(0.0, bins - 1.0)  # (B, F, K)
         magnitude = torch.exp(AMP_SCALE * x[:, layout["magnitude"]] + AMP_CENTRE).transpose(1, 2)  # (B, F, K)
         magnitude = torch.where(magnitude > 1.001 * FLOOR_MAGNITUDE, magnitude, torch.zeros_like(magnitude))
-        noise = torch.exp(NOISE_SCALE * x[:, layout["noise"]]).transpose(1, 2)  # (B, F, bands) |S|
-        noise = torch.where(noise > 1.001 * FLOOR_MAGNITUDE, noise, torch.zeros_like(noise))
+        return frequency.transpose(1, 2), magnitude, self.noise_levels(x), BALANCE_SCALE * x[:, layout["balance"]][:, 0]
+
+    def noise_levels(self, x: torch.Tensor) -> torch.Tensor:
+        """latents (B, D, F) -> noise band |S| (B, F, bands), 0 where silent."""
+        noise = torch.exp(NOISE_SCALE * x[:, self.layout["noise"]]).transpose(1, 2)  # (B, F, bands) |S|
+        return torch.where(noise > 1.001 * FLOOR_MAGNITUDE, noise, torch.zeros_like(noise))
+
+    @property
+    def layout(self) -> dict[str, slice]:
+        return latent_layout(self.config)
+
+    def render(self, frequency: torch.Tensor, magnitude: torch.Tensor, noise: torch.Tensor, balance: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Partials (frequencies in bins (B, F, K), |S| (B, F, K)), noise bands (B, F, bands) and the balance in dB
+        (B, F) -> (mid |S| (B, F, bins), partial ownership mask (B, F, bins), partial phase (B, F, bins),
+        per-channel gains (B, 2, F)). Each slot k is one sinusoid from frame to frame."""
+        bins = self.config.n_fft // 2 + 1
+        hop, n_fft = self.config.hop_length, self.config.n_fft
+        frequency = frequency.clamp(0.0, bins - 1.0)  # (B, F, K)
         # partial phases: each slot's frequency integrated over frames (midpoint rule)
-        rate = 2 * math.pi * c.hop_length / c.n_fft
+        rate = 2 * math.pi * hop / n_fft
         steps = torch.cat([frequency[:, :1], 0.5 * (frequency[:, 1:] + frequency[:, :-1])], dim=1)
         slot_phase = torch.remainder(torch.cumsum(rate * steps, dim=1), 2 * math.pi)  # (B, F, K)
         mid = self._noise_spectrum(noise, bins)  # (B, F, bins)
         power = mid.pow(2)
-        best = torch.zeros_like(power)
-        phase = torch.zeros_like(power)
         base = frequency.floor().long()
+        indices, values, phases = [], [], []  # every (offset d, slot) pair's bin, |S| and phase there
         for d in range(-KERNEL_BINS + 1, KERNEL_BINS + 1):
             index = (base + d).clamp(0, bins - 1)  # (B, F, K)
             distance = index.to(frequency.dtype) - frequency
             contribution = magnitude * hann_kernel(distance) * ((base + d >= 0) & (base + d < bins))
             power.scatter_add_(-1, index, contribution.pow(2))
-            for s in range(c.partials):  # one slot at a time: distinct bins, the louder slot owns a bin
-                idx, value = index[..., s:s + 1], contribution[..., s:s + 1]
-                louder = value > best.gather(-1, idx)
-                best.scatter_(-1, idx, torch.where(louder, value, best.gather(-1, idx)))
-                lobe = _hann_sign_phase(distance[..., s:s + 1])
-                phase.scatter_(-1, idx, torch.where(louder, slot_phase[..., s:s + 1] + lobe, phase.gather(-1, idx)))
-        owned = best > 0
-        balance = BALANCE_SCALE * x[:, layout["balance"]][:, 0]  # (B, F) dB
+            indices.append(index)
+            values.append(contribution)
+            phases.append(slot_phase + _hann_sign_phase(distance))
+        index, value = torch.cat(indices, -1), torch.cat(values, -1)  # (B, F, P), P = offsets x slots
+        # the loudest pair owns a bin (the first in (d, slot) order among equals), in whole-tensor scatters: a loop
+        # over slots made a graph the ONNX exporter took minutes to optimise at 48 slots
+        best = torch.zeros_like(power).scatter_reduce(-1, index, value, reduce="amax")  # (B, F, bins)
+        pairs = value.shape[-1]
+        rank = torch.arange(pairs, 0, -1, device=value.device).expand_as(index)  # earlier pair: higher rank
+        claims = torch.where(value.eq(best.gather(-1, index)) & (value > 0), rank, torch.zeros_like(rank))
+        winner = torch.zeros_like(power, dtype=torch.long).scatter_reduce(-1, index, claims, reduce="amax")
+        owned = winner > 0  # (B, F, bins)
+        phase = torch.cat(phases, -1).gather(-1, (pairs - winner).clamp(0, pairs - 1))
+        phase = torch.where(owned, phase, torch.zeros_like(phase))
         ratio = 10 ** (balance / 20)  # left / right amplitude
         gains = torch.stack([ratio, torch.ones_like(ratio)], 1) / (1 + ratio**2).sqrt()[:, None]  # (B, 2, F)
         return power.sqrt(), owned, phase, gains
@@ -259,7 +300,7 @@ class PartialsDecoder(nn.Module):
         their window (186 ms at n_fft 8192); this puts its onset back within a block (11.6 ms at hop 2048)."""
         c = self.config
         b, _, length = audio.shape
-        want = LEVEL_CENTRE_DB + LEVEL_SCALE_DB * latents.float()[:, latent_layout(c)["envelope"]]  # (B, E, F) dB
+        want = LEVEL_CENTRE_DB + LEVEL_SCALE_DB * latents.float()[:, self.layout["envelope"]]  # (B, E, F) dB
         want = want.transpose(1, 2).reshape(b, -1)  # (B, blocks) in time order
         have = block_levels(audio, c.envelope_blocks, c.hop_length).reshape(b, -1)
         silent = want <= LEVEL_FLOOR_DB + 0.5
