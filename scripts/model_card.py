@@ -182,12 +182,23 @@ def render(card: dict, config) -> str:
     frame_rate = config.sample_rate / config.autoencoder.downsampling_ratio
     quality = card["quality"]
     ae = config.autoencoder
-    codec = (f"the partials codec (no learned weights: per {ae.hop_length / config.sample_rate * 1000:.0f} ms frame "
-             f"of an STFT {ae.n_fft} / hop {ae.hop_length}, the {ae.partials} strongest spectral peaks as frequency "
-             f"and level, {ae.noise_bands} noise bands, the stereo balance and a {ae.envelope_blocks}-block level "
-             f"envelope: {ae.latent_dim}-channel latents at {frame_rate:.1f} Hz; arcaudio/models/"
-             "partials_autoencoder.py)" if ae.type == "partials" else
-             f"a {ae.type} autoencoder ({ae.latent_dim}-channel latents at {frame_rate:.1f} Hz)")
+    if ae.type == "harmonic":
+        codec = (f"the harmonic codec (no learned weights: per {ae.hop_length / config.sample_rate * 1000:.0f} ms "
+                 f"frame of an STFT {ae.n_fft} / hop {ae.hop_length}, the spectral peaks grouped into {ae.voices} "
+                 f"harmonic voices, each an f0 and the levels of its first {ae.harmonics} harmonics, "
+                 f"{ae.noise_bands} noise bands, the stereo balance and a {ae.envelope_blocks}-block level envelope: "
+                 f"{ae.latent_dim}-channel latents at {frame_rate:.1f} Hz; arcaudio/models/harmonic_autoencoder.py)")
+    elif ae.type == "partials":
+        codec = (f"the partials codec (no learned weights: per {ae.hop_length / config.sample_rate * 1000:.0f} ms "
+                 f"frame of an STFT {ae.n_fft} / hop {ae.hop_length}, the {ae.partials} strongest spectral peaks as "
+                 f"frequency and level, {ae.noise_bands} noise bands, the stereo balance and a {ae.envelope_blocks}-"
+                 f"block level envelope: {ae.latent_dim}-channel latents at {frame_rate:.1f} Hz; arcaudio/models/"
+                 "partials_autoencoder.py)")
+    else:
+        codec = f"a {ae.type} autoencoder ({ae.latent_dim}-channel latents at {frame_rate:.1f} Hz)"
+    preset_name = {"harmonic": "small-harmonic", "partials": "small-partials"}.get(ae.type, ae.type)
+    flow_steps = next((m.group(1) for name, _ in card["recipe_stages"]
+                       for m in [re.search(r"rectified flow \((\d+) steps\)", name)] if m), "24000")
     prompt = config.conditioning.prompt
     text_encoder = (f"a word-level text encoder trained from scratch (one learned {config.conditioning.cond_dim}-wide "
                     f"embedding per hashed word, {prompt.words.vocab_size} buckets; arcaudio/models/word_encoder.py)"
@@ -205,7 +216,7 @@ def render(card: dict, config) -> str:
         "words of the procedural captions.",
         "",
         "## What it is",
-        f"- Architecture: the `small-partials` preset: {codec}, {text_encoder}, the `seconds_total` conditioner and "
+        f"- Architecture: the `{preset_name}` preset: {codec}, {text_encoder}, the `seconds_total` conditioner and "
         f"a DiT ({config.dit.depth} blocks, width {config.dit.embed_dim}); stereo {config.sample_rate} Hz, clips up to "
         f"{config.max_seconds:.2f} s.",
         f"- Parameters: {counts['total'] / 1e6:.2f} M in all (" + ", ".join(
@@ -227,8 +238,9 @@ def render(card: dict, config) -> str:
         "",
         "Stages (the commands are in scripts/train_default.sh):",
         "1. `arcaudio synth`: 4000 procedural clips (seed 0), each with its attributes.",
-        "2. `arcaudio encode small-partials`: the set to latents (the codec has nothing to train).",
-        "3. `arcaudio train --stage flow`: 24000 steps, batch 16, lr 8e-4 cosine, uniform flow times, CFG dropout 0.1, "
+        f"2. `arcaudio encode {preset_name}`: the set to latents (the codec has nothing to train).",
+        f"3. `arcaudio train --stage flow`: {flow_steps} steps, batch 16, lr 8e-4 cosine, uniform flow times, CFG "
+        "dropout 0.1, "
         "`flow.recaption=true` with `flow.short_caption_share=0.5` (a fresh caption for every clip at every step, "
         "half of them naming only some of its attributes: short prompts).",
         "4. `arcaudio arc`: 600 steps, batch 16, lr 1e-5 for generator and discriminator, relativistic + contrastive, "

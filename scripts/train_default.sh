@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Train arcaudio's built-in models from nothing, on the CPU: the procedural set, its latents under the partials
+# Train arcaudio's built-in models from nothing, on the CPU: the procedural set, its latents under the harmonic
 # codec (no weights to train), the DiT and the word-level text encoder as a rectified flow (the `default-rf`
 # model), ARC post-training with the contrastive loss (the `default` model), and the two exported files that ship
 # in arcaudio/weights/ (default-rf.safetensors holds only the DiT, the rest is shared with default.safetensors).
-# Measured on a 2-core AMD EPYC (avx512_bf16, avx512_vnni): flow 112 min (3.57 steps/s alone), ARC 6 min,
-# synthesis + encoding ~2 min.
+# Measured on a 2-core AMD EPYC (avx512_bf16, avx512_vnni): flow 70 min (16000 steps, 3.8 steps/s), ARC 6 min,
+# encoding ~2 min, synthesis ~1 min.
 # Same seed, same machine type -> the same weights (tests/test_recipe.py runs this twice at a few steps per stage).
 #
-#   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 2 hours on 2 CPU cores
-#   environment overrides: SEED, N_CLIPS, FLOW_STEPS, FLOW_BATCH, FLOW_LR, SHORT_SHARE, ARC_STEPS,
-#   ARC_LR, ARC_BATCH, EXPORT_DIR (where default.safetensors and default-rf.safetensors go; default OUT_DIR)
+#   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 80 minutes on 2 CPU cores
+#   environment overrides: PRESET (small-harmonic; or small-partials, the codec before it), SEED, N_CLIPS,
+#   FLOW_STEPS, FLOW_BATCH, FLOW_LR, SHORT_SHARE, ARC_STEPS, ARC_LR, ARC_BATCH, EXPORT_DIR (where
+#   default.safetensors and default-rf.safetensors go; default OUT_DIR)
 #
 # Each stage is resumable: re-running after an interruption continues where it stopped, and a finished stage is
 # skipped. Threads are pinned (2) so that the reductions, and so the weights, do not depend on the core count.
@@ -17,8 +18,9 @@
 set -euo pipefail
 OUT=${1:-runs/default}
 SEED=${SEED:-0}
+PRESET=${PRESET:-small-harmonic}
 N_CLIPS=${N_CLIPS:-4000}
-FLOW_STEPS=${FLOW_STEPS:-24000}
+FLOW_STEPS=${FLOW_STEPS:-16000}
 FLOW_BATCH=${FLOW_BATCH:-16}
 FLOW_LR=${FLOW_LR:-8e-4}
 SHORT_SHARE=${SHORT_SHARE:-0.5}
@@ -44,13 +46,13 @@ stage() {  # stage NAME COMMAND...: run it, log its wall time
 
 # the partials codec has no weights to train (arcaudio/models/partials_autoencoder.py): the set goes straight to
 # latents
-[ -f "$OUT/latents/index.json" ] || stage "encode the set to latents (the partials codec)" \
-  $A encode small-partials "$OUT/synth/manifest.jsonl" "$OUT/latents" --batch-size 8
+[ -f "$OUT/latents/index.json" ] || stage "encode the set to latents (the $PRESET codec)" \
+  $A encode "$PRESET" "$OUT/synth/manifest.jsonl" "$OUT/latents" --batch-size 8
 
 # a fresh caption for every clip at every step, half of them naming only some of its attributes (short prompts);
 # uniform flow times (with logit-normal ones the DiT barely used the prompt near t = 1); CFG dropout for RF + CFG
 stage "train the DiT and the word-level text encoder as a rectified flow ($FLOW_STEPS steps)" \
-  $A train --stage flow --model small-partials --data "$OUT/latents" --out "$OUT/flow" --seed "$SEED" \
+  $A train --stage flow --model "$PRESET" --data "$OUT/latents" --out "$OUT/flow" --seed "$SEED" \
   --steps "$FLOW_STEPS" --batch-size "$FLOW_BATCH" --set optim.lr="$FLOW_LR" --set optim.warmup_steps=200 \
   --set optim.schedule=cosine --set flow.time_sampler=uniform --set flow.cfg_dropout=0.1 --set flow.recaption=true \
   --set flow.short_caption_share="$SHORT_SHARE" --set log_every=50 --set checkpoint_every=500 --no-progress

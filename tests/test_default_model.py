@@ -43,7 +43,7 @@ def test_shipped_weights_match_the_model_card_and_stay_small(model):
     card = json.loads(CARD.read_text())
     assert hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest() == card["sha256"]
     assert DEFAULT_WEIGHTS.stat().st_size + BASE_WEIGHTS.stat().st_size < 50 * 2**20
-    assert model.config.objective == "rf_denoiser" and model.config.autoencoder.type == "partials"
+    assert model.config.objective == "rf_denoiser" and model.config.autoencoder.type == "harmonic"
     assert model.config.conditioning.prompt.words is not None  # the word-level text encoder
 
 
