@@ -198,7 +198,8 @@ def render(card: dict, config) -> str:
         codec = f"a {ae.type} autoencoder ({ae.latent_dim}-channel latents at {frame_rate:.1f} Hz)"
     preset_name = {"harmonic": "small-harmonic", "partials": "small-partials"}.get(ae.type, ae.type)
     flow_steps = next((m.group(1) for name, _ in card["recipe_stages"]
-                       for m in [re.search(r"rectified flow \((\d+) steps\)", name)] if m), "24000")
+                       for m in [re.search(r"rectified flow \((\d+) steps\)", name)] if m),
+                      "FLOW_STEPS (the recipe log has no flow stage)")
     prompt = config.conditioning.prompt
     text_encoder = (f"a word-level text encoder trained from scratch (one learned {config.conditioning.cond_dim}-wide "
                     f"embedding per hashed word, {prompt.words.vocab_size} buckets; arcaudio/models/word_encoder.py)"

@@ -9,11 +9,10 @@ is a pattern of levels, a pitch one number, a chord three; the harmonics are exa
 
 - analysis, per STFT frame: the partials codec's peaks (voices x harmonics of them), then greedily from the lowest
   unassigned peak: it starts a voice, and every unassigned peak within 0.5 + 0.05 n bins of its n-th multiple
-  joins it as harmonic n (the louder one when two land on one n; above n = harmonics it is dropped, so a bright
-  tone's upper harmonics do not start voices of their own). The voice's f0 is the
-  power-weighted mean of its members' f / n. Peaks left when every voice is taken are dropped. A silent voice sits
-  at the previous voice's f0 (the first at 440 Hz). The noise floor, balance and fine envelope are the partials
-  codec's.
+  joins it as harmonic n (the louder one's level when two land on one n; above n = harmonics it is dropped, so a
+  bright tone's upper harmonics do not start voices of their own). The voice's f0 is the power-weighted mean of
+  its members' f / n. Peaks left when every voice is taken are dropped. A silent voice sits at the previous voice's
+  f0 (the first at 440 Hz). The noise floor, balance and fine envelope are the partials codec's.
 - synthesis: the partials codec's renderer, with voice v's harmonic n as partial slot (v, n) at exactly n f0_v
   (silent at or above Nyquist), so each harmonic is one sinusoid from frame to frame and the harmonics stay
   phase-locked.
