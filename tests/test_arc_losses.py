@@ -305,7 +305,7 @@ def test_conflicting_prompts_contradict_the_clip_and_never_merely_name_less():
 
 @pytest.mark.parametrize("shuffle", ["conflicting", "edited"])
 def test_arc_trains_with_prompts_that_contradict_the_clip(shuffle, monkeypatch):
-    from arcaudio.procedural import synth
+    from arcaudio.procedural import captions
     from arcaudio.training.config import ARCTrainConfig, TrainConfig
 
     with pytest.raises(ValueError, match="set arc.recaption=true"):
@@ -315,8 +315,8 @@ def test_arc_trains_with_prompts_that_contradict_the_clip(shuffle, monkeypatch):
     batch["attributes"] = [{"kind": "tone", "waveform": "sine", "pitch": "A4", "loudness": "loud", "pan": p,
                             "envelope": "steady"} for p in ("left", "right", "center", "left")]
     edits = []
-    original = synth.contradicting_caption
-    monkeypatch.setattr(synth, "contradicting_caption", lambda *a: edits.append(original(*a)) or edits[-1])
+    original = captions.contradicting_caption
+    monkeypatch.setattr(captions, "contradicting_caption", lambda *a: edits.append(original(*a)) or edits[-1])
     encoded = []
     condition = stage.model.condition
     monkeypatch.setattr(stage.model, "condition",

@@ -338,7 +338,7 @@ def test_short_prompts_name_one_to_three_probed_attributes():
 
 
 def test_training_captions_mix_subsets_in_at_the_given_share(monkeypatch):
-    import arcaudio.procedural.synth as synth
+    import arcaudio.procedural.captions as captions
 
     clips = [sample_attributes(np.random.default_rng([3, i])) for i in range(200)]
     a, b = np.random.default_rng(0), np.random.default_rng(0)
@@ -352,7 +352,7 @@ def test_training_captions_mix_subsets_in_at_the_given_share(monkeypatch):
 
     assert all(named(c, attributes) == len(nameable_attributes(attributes)) for c, attributes in zip(full, clips))
     calls = []
-    monkeypatch.setattr(synth, "caption_for", lambda *args: calls.append(args) or "full")
+    monkeypatch.setattr(captions, "caption_for", lambda *args: calls.append(args) or "full")
     rng = np.random.default_rng(1)
     subsets = [training_caption(c, rng, 1.0) for c in clips]
     assert not calls and "full" not in subsets

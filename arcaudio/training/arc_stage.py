@@ -290,7 +290,7 @@ class ARCStage:
                             ) -> Conditioning | None:
         """The conditioning of each item's wrong prompt (`arc.contrastive_shuffle`), or None (no contrastive term
         this step). "edited" (recaptioned procedural batches): item i gets its own caption with one named attribute
-        moved to another class (`synth.contradicting_caption`: "a plucked minor chord" -> "a plucked major chord"),
+        moved to another class (`captions.contradicting_caption`: "a plucked minor chord" -> "a plucked major chord"),
         encoded afresh, so D must read that attribute; the other shuffles hand it another item's prompt
         (`_wrong_prompts`)."""
         if self.config.arc.contrastive_shuffle != "edited":
@@ -298,7 +298,7 @@ class ARCStage:
             return cond.with_prompts_permuted(perm) if perm is not None else None
         import numpy as np
 
-        from ..procedural.synth import contradicting_caption
+        from ..procedural.captions import contradicting_caption
 
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
         wrong = [contradicting_caption(attributes, named, rng)[0]

@@ -88,7 +88,7 @@ class ARCTrainConfig:
     # "conflicting" (recaptioned procedural batches): a prompt that contradicts the clip
     # (arc_losses.conflicting_prompts), not merely another caption, which with short captions is often true of it;
     # "edited" (recaptioned procedural batches): the clip's own caption with one named attribute moved to another
-    # class (synth.contradicting_caption), a minimal pair that D can only tell apart by reading that attribute
+    # class (captions.contradicting_caption), a minimal pair that D can only tell apart by reading that attribute
     contrastive_shuffle: Literal["derangement", "roll", "conflicting", "edited"] = "derangement"
     r1_weight: float = 0.0  # finite-difference gradient penalty on real (R1) and generated (R2) inputs of D
     r2_weight: float = 0.0
