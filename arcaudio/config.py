@@ -38,6 +38,7 @@ class JsonConfig:
 
 
 AUTOENCODER_TYPES = ("oobleck", "spectral", "partials", "harmonic")
+VOICE_F0_LAYOUTS = ("absolute", "interval")  # the harmonic codec's f0 channels (AutoencoderConfig.voice_f0)
 SPECTRAL_PHASES = ("learned", "peak-locked")
 
 
@@ -76,6 +77,10 @@ class AutoencoderConfig:
     # envelope_blocks
     voices: int = 3
     harmonics: int = 16
+    # harmonic: how the voices' f0 channels hold pitch: "absolute" (each log2(f0 / 440 Hz) / 2) or "interval"
+    # (voice 1 log2(f0 / 440 Hz), each later voice its compressed interval in semitones above the previous one, so
+    # that a chord's quality is one channel whatever its root, at 0.26 units per semitone)
+    voice_f0: str = "absolute"
     sample_rate: int = 44100
     latent_scale: float = 1.0  # latents seen by the DiT = autoencoder latents / latent_scale
 
@@ -103,6 +108,8 @@ class AutoencoderConfig:
             else:
                 want = self.voices * (1 + self.harmonics) + self.noise_bands + 1 + self.envelope_blocks
                 formula = "voices * (1 + harmonics)"
+                if self.voice_f0 not in VOICE_F0_LAYOUTS:
+                    raise ValueError(f"autoencoder.voice_f0 {self.voice_f0!r} is not one of {VOICE_F0_LAYOUTS}")
             if self.latent_dim != want:
                 raise ValueError(f"autoencoder.latent_dim {self.latent_dim} must be {formula} + noise_bands + 1 + "
                                  f"envelope_blocks = {want} for the {self.type} codec")
@@ -398,11 +405,11 @@ def _small_partials() -> ModelConfig:
 def _small_harmonic() -> ModelConfig:
     """`small-partials` over the harmonic codec (models/harmonic_autoencoder.py): per 46 ms frame 3 voices, each
     an f0 and the levels of its first 16 harmonics, instead of 16 free peaks, so that the DiT generates a waveform
-    as a pattern of levels and a chord as three f0s; 63-channel latents."""
+    as a pattern of levels and a chord as a root and two intervals; 63-channel latents."""
     config = _small_partials()
     config.autoencoder = AutoencoderConfig(type="harmonic", c_mults=[1], strides=[1], latent_dim=63, n_fft=8192,
                                            hop_length=2048, voices=3, harmonics=16, noise_bands=7,
-                                           envelope_blocks=4)
+                                           envelope_blocks=4, voice_f0="interval")
     config.dit.io_channels = 63
     return config
 

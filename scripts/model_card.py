@@ -200,6 +200,9 @@ def render(card: dict, config) -> str:
     flow_steps = next((m.group(1) for name, _ in card["recipe_stages"]
                        for m in [re.search(r"rectified flow \((\d+) steps\)", name)] if m),
                       "FLOW_STEPS (the recipe log has no flow stage)")
+    arc_steps = next((m.group(1) for name, _ in card["recipe_stages"]
+                      for m in [re.search(r"ARC post-training \((\d+) steps", name)] if m),
+                     "ARC_STEPS (the recipe log has no ARC stage)")
     prompt = config.conditioning.prompt
     text_encoder = (f"a word-level text encoder trained from scratch (one learned {config.conditioning.cond_dim}-wide "
                     f"embedding per hashed word, {prompt.words.vocab_size} buckets; arcaudio/models/word_encoder.py)"
@@ -244,7 +247,9 @@ def render(card: dict, config) -> str:
         "dropout 0.1, "
         "`flow.recaption=true` with `flow.short_caption_share=0.5` (a fresh caption for every clip at every step, "
         "half of them naming only some of its attributes: short prompts).",
-        "4. `arcaudio arc`: 600 steps, batch 16, lr 1e-5 for generator and discriminator, relativistic + contrastive, "
+        f"4. `arcaudio arc`: {arc_steps} steps, batch 16, lr 1e-5 for generator and discriminator, relativistic + "
+        "contrastive (longer, the generator drifts the chord's interval channels, which the discriminator does not "
+        "hold: at 600 steps a major triad came out as 3.4 + 3.0 semitones and chord quality fell to chance), "
         "recaptioned the same way (at 3e-5 the discriminator ran away and adherence fell: 0.593 against 0.710 on the "
         "first 150 short prompts), the contrastive term's wrong prompt for each clip drawn among the batch's "
         "captions that contradict it (`arc.contrastive_shuffle=conflicting`: a shorter caption is often still true "

@@ -3,8 +3,8 @@
 # codec (no weights to train), the DiT and the word-level text encoder as a rectified flow (the `default-rf`
 # model), ARC post-training with the contrastive loss (the `default` model), and the two exported files that ship
 # in arcaudio/weights/ (default-rf.safetensors holds only the DiT, the rest is shared with default.safetensors).
-# Measured on a 2-core AMD EPYC (avx512_bf16, avx512_vnni): flow 70 min (16000 steps, 3.8 steps/s), ARC 6 min,
-# encoding ~2 min, synthesis ~1 min.
+# Measured on a 2-core AMD EPYC (avx512_bf16, avx512_vnni): flow 70-79 min (16000 steps, 3.4-3.8 steps/s), ARC
+# 1.5 min, encoding ~2 min, synthesis ~1 min.
 # Same seed, same machine type -> the same weights (tests/test_recipe.py runs this twice at a few steps per stage).
 #
 #   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 80 minutes on 2 CPU cores
@@ -24,7 +24,7 @@ FLOW_STEPS=${FLOW_STEPS:-16000}
 FLOW_BATCH=${FLOW_BATCH:-16}
 FLOW_LR=${FLOW_LR:-8e-4}
 SHORT_SHARE=${SHORT_SHARE:-0.5}
-ARC_STEPS=${ARC_STEPS:-600}
+ARC_STEPS=${ARC_STEPS:-150}
 ARC_LR=${ARC_LR:-1e-5}
 ARC_BATCH=${ARC_BATCH:-16}
 EXPORT_DIR=${EXPORT_DIR:-$OUT}
@@ -57,7 +57,9 @@ stage "train the DiT and the word-level text encoder as a rectified flow ($FLOW_
   --set optim.schedule=cosine --set flow.time_sampler=uniform --set flow.cfg_dropout=0.1 --set flow.recaption=true \
   --set flow.short_caption_share="$SHORT_SHARE" --set log_every=50 --set checkpoint_every=500 --no-progress
 
-# the contrastive term's wrong prompts contradict each clip (a shorter caption is often still true of it)
+# the contrastive term's wrong prompts contradict each clip (a shorter caption is often still true of it); 150
+# steps: longer, the generator drifts the chord's interval channels (a major triad at 3.4 + 3.0 semitones after
+# 600 steps), which neither a lower generator rate nor a discriminator shown low noise levels held
 stage "ARC post-training ($ARC_STEPS steps, relativistic + contrastive)" \
   $A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/arc" --seed "$SEED" \
   --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set arc.generator_lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \

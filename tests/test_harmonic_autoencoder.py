@@ -11,7 +11,7 @@ import torch
 from arcaudio.config import AutoencoderConfig, preset
 from arcaudio.eval.partials import partial_report
 from arcaudio.models.autoencoder import AudioAutoencoder
-from arcaudio.models.harmonic_autoencoder import group_voices, harmonic_layout
+from arcaudio.models.harmonic_autoencoder import f0_channels, f0_from_channels, group_voices, harmonic_layout
 from arcaudio.procedural.probes import score
 from arcaudio.procedural.synth import make_clip
 
@@ -22,6 +22,13 @@ LENGTH = 131072
 @pytest.fixture(scope="module")
 def codec() -> AudioAutoencoder:
     return AudioAutoencoder(preset("small-harmonic").autoencoder)
+
+
+@pytest.fixture(scope="module")
+def absolute_codec() -> AudioAutoencoder:
+    config = preset("small-harmonic").autoencoder
+    config.voice_f0 = "absolute"  # the layout of the first harmonic-codec weights
+    return AudioAutoencoder(config)
 
 
 def _round_trip(codec, audio: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
@@ -74,8 +81,8 @@ def test_latent_channels_hold_f0s_harmonic_levels_balance_and_levels(codec):
     left, right = saw[0], saw[1] * 10 ** (-9 / 20)  # 9 dB to the left
     z, _ = _round_trip(codec, np.stack([left, right]))
     frame = z[0, :, 30]
-    f0 = 440 * 2 ** (2 * frame[layout["f0"]])
-    assert float(f0[0]) == pytest.approx(165.0, rel=1e-3)
+    assert config.voice_f0 == "interval"  # voice 1 in octaves from A4; the silent voices 0 semitones above it
+    assert frame[layout["f0"]].tolist() == pytest.approx([math.log2(165.0 / 440.0), 0.0, 0.0], abs=1.5e-3)
     levels_db = 20 / math.log(10) * (3 * frame[layout["harmonics"]].reshape(3, 16) + 2)  # ln |S| = 3 x + 2
     relative = (levels_db[0] - levels_db[0, 0]).numpy()
     assert relative == pytest.approx(-20 * np.log10(np.arange(1, 17)), abs=0.5)  # a sawtooth's 1 / n
@@ -93,12 +100,18 @@ def test_a_sawtooth_round_trip_keeps_its_partials_exactly_harmonic(codec):
     assert max(p.sideband_db for p in report) < -30.0
 
 
-def test_a_triad_is_three_voices_at_its_notes(codec):
+@pytest.mark.parametrize("layout", ["interval", "absolute"])
+def test_a_triad_is_three_voices_at_its_notes(codec, absolute_codec, layout):
+    codec = codec if layout == "interval" else absolute_codec
     notes = [220.0 * 2 ** (s / 12) for s in (0, 3, 7)]  # A3 minor, triangle waves (odd harmonics at 1 / n^2)
     triangle = [(1 / n**2 if n % 2 else 0.0) for n in range(1, 12)]
     z, decoded = _round_trip(codec, 0.1 * _notes([(hz, 1.0) for hz in notes], harmonics=triangle))
-    f0 = 440 * 2 ** (2 * z[0, harmonic_layout(codec.config)["f0"], 30])
-    assert f0.tolist() == pytest.approx(notes, rel=2e-3)
+    channels = z[0, harmonic_layout(codec.config)["f0"], 30]
+    if layout == "interval":  # A3 is one octave below A4; then 3 and 4 semitones: 2.5 ln(1 + s / 6)
+        want = [-1.0, 2.5 * math.log(1 + 3 / 6), 2.5 * math.log(1 + 4 / 6)]
+    else:
+        want = [math.log2(hz / 440.0) / 2 for hz in notes]
+    assert channels.tolist() == pytest.approx(want, abs=3e-3)
     attributes = {"kind": "chord", "quality": "minor", "pitch": "A3", "waveform": "triangle", "loudness": "loud",
                   "pan": "center", "envelope": "steady"}
     assert score(decoded, SR, attributes) | {"loudness": True} == dict.fromkeys(score(decoded, SR, attributes), True)
@@ -107,12 +120,23 @@ def test_a_triad_is_three_voices_at_its_notes(codec):
 def test_harmonics_at_or_above_nyquist_are_silent(codec):
     layout = harmonic_layout(codec.config)
     z = torch.full((1, codec.config.latent_dim, 8), -3.0)
-    z[:, layout["f0"]] = math.log2(8000.0 / 440) / 2  # harmonics 3+ of 8 kHz lie above 22.05 kHz
+    z[:, layout["f0"]] = torch.tensor([math.log2(8000.0 / 440), 0.0, 0.0])[:, None]  # harmonics 3+ above 22.05 kHz
     z[:, layout["harmonics"].start:layout["harmonics"].start + 16] = 1.0
     frequency, magnitude, _, _ = codec.decoder.synthesis_parameters(z)
     hz = frequency[0, 0, :16] * SR / codec.config.n_fft
     assert hz[:3].tolist() == pytest.approx([8000.0, 16000.0, 24000.0], rel=1e-5)  # exact multiples
     assert (magnitude[0, 0, :2] > 0).all() and not magnitude[0, 0, 2:16].any()
+
+
+@pytest.mark.parametrize("layout", ["interval", "absolute"])
+def test_f0_channels_invert_and_clamp_what_a_dit_generates(layout):
+    f0 = torch.tensor([[110.0, 130.8, 164.8], [440.0, 440.0, 440.0], [55.0, 3520.0, 17000.0]])  # Hz
+    back = f0_from_channels(f0_channels(f0, layout), layout)
+    assert back.flatten().tolist() == pytest.approx(f0.flatten().tolist(), rel=1e-5)
+    wild = f0_from_channels(torch.tensor([[40.0, 30.0, -30.0]]), layout)  # far outside any training latent
+    assert torch.isfinite(wild).all() and (wild > 0).all()
+    if layout == "interval":  # root clamped to 12 octaves above A4, intervals to +-120 semitones
+        assert wild[0].tolist() == pytest.approx([440 * 2**12, 440 * 2**22, 440 * 2**12], rel=1e-5)
 
 
 def test_procedural_clips_keep_every_probed_attribute(codec):
@@ -133,3 +157,10 @@ def test_latent_dim_must_match_voices_and_harmonics():
     with pytest.raises(ValueError, match=r"voices \* \(1 \+ harmonics\) \+ noise_bands \+ 1 \+ envelope_blocks = 63"):
         AutoencoderConfig(type="harmonic", c_mults=[1], strides=[1], latent_dim=44, n_fft=8192, hop_length=2048,
                           voices=3, harmonics=16, noise_bands=7, envelope_blocks=4).validate()
+
+
+def test_an_unknown_f0_layout_is_named_with_the_valid_ones():
+    config = preset("small-harmonic").autoencoder
+    config.voice_f0 = "relative"
+    with pytest.raises(ValueError, match=r"voice_f0 'relative' is not one of \('absolute', 'interval'\)"):
+        config.validate()

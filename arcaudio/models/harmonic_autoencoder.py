@@ -17,10 +17,16 @@ is a pattern of levels, a pitch one number, a chord three; the harmonics are exa
   (silent at or above Nyquist), so each harmonic is one sinusoid from frame to frame and the harmonics stay
   phase-locked.
 
-Latent channels (each about unit scale): [voice f0 (log2(f / 440 Hz) / 2) x voices, harmonic levels
+Latent channels (each about unit scale): [voice f0 x voices, harmonic levels
 ((ln |S| - 2) / 3) x voices x harmonics (voice-major), noise levels x noise_bands, balance, block levels x
 envelope_blocks]. Shapes: audio (B, 2, L), L a multiple of hop -> latents (B, voices (1 + harmonics) +
 noise_bands + 1 + envelope_blocks, L / hop) and back.
+
+The f0 channels (`voice_f0`): "absolute", each voice's log2(f0 / 440 Hz) / 2 (a semitone is 0.042 units, and a
+chord's quality is the difference of two channels: a DiT trained for CPU hours placed thirds 1-2 semitones off),
+or "interval", voice 1's log2(f0 / 440 Hz) and each later voice's interval above the previous one, s semitones as
+sign(s) ln(1 + |s| / 6) 2.5: 0.26 units per semitone around a third, and major vs minor is one channel whatever
+the root (0.81 / 1.02 for 3 / 4 semitones), while the wide intervals of noise frames stay within ~7 units.
 """
 
 from __future__ import annotations
@@ -39,6 +45,31 @@ from .partials_autoencoder import (
 )
 
 MATCH_BINS, MATCH_BINS_PER_HARMONIC = 0.5, 0.05  # a peak is harmonic n of a voice within 0.5 + 0.05 n bins of n f0
+INTERVAL_KNEE, INTERVAL_SCALE = 6.0, 2.5  # "interval" f0 channels: sign(s) ln(1 + |s| / knee) scale, s in semitones
+MAX_INTERVAL = 120.0  # semitones; a generated interval is clamped to this before synthesis (10 octaves)
+MAX_OCTAVES = 12.0  # |log2(f0 / 440 Hz)| of a generated root is clamped to this
+
+
+def f0_channels(f0: torch.Tensor, layout: str) -> torch.Tensor:
+    """Voice f0s in Hz (..., voices), > 0 -> their latent channels (..., voices) (module docstring)."""
+    octaves = torch.log2(f0 / 440.0)  # (..., V)
+    if layout == "absolute":
+        return octaves / FREQ_SCALE
+    semitones = 12.0 * (octaves[..., 1:] - octaves[..., :-1])  # (..., V - 1) above the previous voice
+    intervals = torch.sign(semitones) * torch.log1p(semitones.abs() / INTERVAL_KNEE) * INTERVAL_SCALE
+    return torch.cat([octaves[..., :1], intervals], -1)
+
+
+def f0_from_channels(channels: torch.Tensor, layout: str) -> torch.Tensor:
+    """The inverse of `f0_channels`: latent channels (..., voices) -> f0 in Hz (..., voices), with generated values
+    clamped to MAX_OCTAVES / MAX_INTERVAL so that no frequency overflows."""
+    if layout == "absolute":
+        return 440.0 * 2 ** (FREQ_SCALE * channels)
+    root = channels[..., :1].clamp(-MAX_OCTAVES, MAX_OCTAVES)  # (..., 1) octaves
+    intervals = channels[..., 1:]
+    semitones = torch.sign(intervals) * INTERVAL_KNEE * torch.expm1(intervals.abs() / INTERVAL_SCALE)
+    octaves = root + torch.cumsum(semitones.clamp(-MAX_INTERVAL, MAX_INTERVAL) / 12.0, -1)  # (..., V - 1)
+    return 440.0 * 2 ** torch.cat([root, octaves], -1)
 
 
 def harmonic_layout(config: AutoencoderConfig) -> dict[str, slice]:
@@ -87,7 +118,8 @@ class HarmonicEncoder(PartialsEncoder):
         frequency, magnitude = self._partials(mid, count=c.voices * c.harmonics)  # (B, F, K) each
         silent = 440.0 * c.n_fft / self.sample_rate
         f0, levels = group_voices(frequency, magnitude, c.voices, c.harmonics, silent)  # (B, F, V), (B, F, V, H)
-        return [self.frequency_channel(f0), self.magnitude_channel(levels.flatten(-2))]
+        f0_hz = f0 * self.sample_rate / c.n_fft
+        return [f0_channels(f0_hz, c.voice_f0), self.magnitude_channel(levels.flatten(-2))]
 
 
 class HarmonicDecoder(PartialsDecoder):
@@ -103,9 +135,9 @@ class HarmonicDecoder(PartialsDecoder):
         |S| (0: silent, or at / above Nyquist), noise band |S| (B, F, bands), balance dB (B, F))."""
         c, layout = self.config, self.layout
         x = latents.float()
-        f0 = 440.0 * 2 ** (FREQ_SCALE * x[:, layout["f0"]]) * c.n_fft / self.sample_rate  # (B, V, F) bins
+        f0 = f0_from_channels(x[:, layout["f0"]].transpose(1, 2), c.voice_f0) * c.n_fft / self.sample_rate  # (B, F, V)
         numbers = torch.arange(1, c.harmonics + 1, device=x.device, dtype=x.dtype)
-        frequency = (f0.transpose(1, 2)[..., None] * numbers).flatten(-2)  # (B, F, V * H)
+        frequency = (f0[..., None] * numbers).flatten(-2)  # (B, F, V * H) bins
         magnitude = torch.exp(AMP_SCALE * x[:, layout["harmonics"]] + AMP_CENTRE).transpose(1, 2)  # (B, F, V * H)
         audible = (magnitude > 1.001 * FLOOR_MAGNITUDE) & (frequency < c.n_fft // 2)
         magnitude = torch.where(audible, magnitude, torch.zeros_like(magnitude))
