@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import time
@@ -42,6 +41,7 @@ from arcaudio.eval.adherence import (  # noqa: E402
 from arcaudio.eval.report import evaluate_quality, reference_embeddings  # noqa: E402
 from arcaudio.generation import generate  # noqa: E402
 from arcaudio.loading import load  # noqa: E402
+from arcaudio.precision import hardware  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLES = ("short", "paraphrase", "train", "heldout")
@@ -136,8 +136,8 @@ def main() -> None:
     card: dict = {"weights": str(args.weights.relative_to(ROOT)) if args.weights.is_relative_to(ROOT) else str(
         args.weights), "sha256": hashlib.sha256(args.weights.read_bytes()).hexdigest(),
         "megabytes": args.weights.stat().st_size / 2**20, "parameters": model.parameter_counts(),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-                   f"torch {torch.__version__}"}
+        "machine": f"{hardware('cpu').describe().removeprefix('cpu (').removesuffix(')')}, "  # with its CPU flags
+                   f"{torch.get_num_threads()} threads, torch {torch.__version__}"}
 
     card["adherence"], card["prompts_per_style"] = {}, args.n
     for style in STYLES:
@@ -247,11 +247,13 @@ def render(card: dict, config) -> str:
         "dropout 0.1, "
         "`flow.recaption=true` with `flow.short_caption_share=0.5` (a fresh caption for every clip at every step, "
         "half of them naming only some of its attributes: short prompts).",
-        f"4. `arcaudio arc`: {arc_steps} steps, batch 16, lr 1e-5 for generator and discriminator, relativistic + "
-        "contrastive (longer, the generator drifts the chord's interval channels, which the discriminator does not "
-        "hold: at 600 steps a major triad came out as 3.4 + 3.0 semitones and chord quality fell to chance), "
-        "recaptioned the same way (at 3e-5 the discriminator ran away and adherence fell: 0.593 against 0.710 on the "
-        "first 150 short prompts), the contrastive term's wrong prompt for each clip drawn among the batch's "
+        f"4. `arcaudio arc`: {arc_steps} steps, batch 16, lr 1e-5 for generator and discriminator, 1e-3 for the "
+        "discriminator's freshly initialised head (`arc.discriminator_head_lr`: at 1e-5 the head still scored real "
+        "and generated latents, and right and wrong prompts, alike after 150 steps, and against that discriminator "
+        "the generator drifted the chord's interval channels when run longer: at 600 steps a major triad came out as "
+        "3.4 + 3.0 semitones and chord quality fell to chance), relativistic + contrastive, recaptioned the same way "
+        "(at 3e-5 the discriminator ran away and adherence fell: 0.593 against 0.710 on the first 150 short "
+        "prompts), the contrastive term's wrong prompt for each clip drawn among the batch's "
         "captions that contradict it (`arc.contrastive_shuffle=conflicting`: a shorter caption is often still true "
         "of a clip, and D must not learn to score it low).",
         "5. `arcaudio convert`: the two exported files.",

@@ -185,6 +185,28 @@ def test_the_stage_builds_its_schedules_per_player(monkeypatch):
     assert stage.optimizer.param_groups[0]["lr"] == 2e-3 and stage.d_optimizer.param_groups[0]["lr"] == 1e-3
 
 
+def test_the_discriminator_head_takes_its_own_rate_and_one_step_moves_it_by_it():
+    """arc.discriminator_head_lr: the head's weights at that rate, every trunk weight at discriminator_lr. One
+    AdamW step moves a weight by about its rate (the first step's update is ~lr * sign(grad)), so the head's
+    largest move is ~100x the trunk's."""
+    stage = _stage(discriminator_lr=1e-5, discriminator_head_lr=1e-3)
+    head = {id(p) for p in stage.discriminator.head.parameters()}
+    rates = {id(p): group["lr"] for group in stage.d_optimizer.param_groups for p in group["params"]}
+    assert set(rates) == {id(p) for p in stage.d_params}
+    assert {rates[k] for k in head} == {1e-3} and {v for k, v in rates.items() if k not in head} == {1e-5}
+    before = _snapshot(stage.discriminator)
+    stage.train_step(_batch(), 1, torch.Generator().manual_seed(0))
+    moved = {k: float((v - before[k]).abs().max()) for k, v in stage.discriminator.state_dict().items()}
+    head_move = max(v for k, v in moved.items() if k.startswith("head."))
+    trunk_move = max(v for k, v in moved.items() if k.startswith("trunk."))
+    assert 0.5e-3 < head_move < 2e-3 and 0.5e-5 < trunk_move < 2e-5
+    default = _stage(discriminator_lr=2e-4).d_optimizer.param_groups  # no head rate: one rate, the two decay groups
+    assert [g["lr"] for g in default] == [2e-4, 2e-4] and [g["weight_decay"] for g in default][1] == 0.0
+    data = apply_overrides(TrainConfig().to_dict(), ["stage='arc'", "data='x'", "arc.discriminator_head_lr=0.0"])
+    with pytest.raises(ValueError, match=r"arc.discriminator_head_lr must be > 0, got 0.0"):
+        TrainConfig.from_dict(data).validate()
+
+
 def test_arc_refuses_optim_lr_and_names_the_players_rates():
     data = apply_overrides(TrainConfig().to_dict(), ["stage='arc'", "data='x'", "optim.lr=1e-5"])
     with pytest.raises(ValueError, match=r"arc.generator_lr \(3e-05\), not optim.lr \(1e-05\)"):

@@ -304,7 +304,7 @@ def test_short_caption_share_is_validated():
         TrainConfig.from_dict(base | {"flow": {"short_caption_share": 0.5}})
 
 
-def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path, audio_manifest):
+def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path, audio_manifest, capsys):
     run = tmp_path / "run"
     assert main(_train_args(audio_manifest, run, 2)) == 0
     state = torch.load(run / "checkpoint.pt", weights_only=True)
@@ -314,7 +314,9 @@ def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path, audio
     torch.save(state, run / "checkpoint.pt")
     assert main(_train_args(audio_manifest, run, 4)) == 0
     assert json.loads((run / "summary.json").read_text())["resumed_from"] == 2
+    capsys.readouterr()
     assert main(_train_args(audio_manifest, run, 6) + ["--set", "flow.cfg_dropout=0.5"]) == 2  # a real change
+    assert "flow.cfg_dropout: 0.1 in the run, 0.5 now" in capsys.readouterr().err  # the refusal names it
 
 
 def test_peak_locked_autoencoder_trains_on_magnitudes(tmp_path, audio_manifest):

@@ -2,7 +2,7 @@
 (= `arcaudio train --stage arc`; resumable, torchrun-ready).
 
     arcaudio arc runs/flow/model.safetensors --data latents/ --out runs/arc --steps 2000 \\
-        --set arc.generator_lr=1e-5 --set arc.discriminator_lr=1e-5
+        --set arc.generator_lr=1e-5 --set arc.discriminator_lr=1e-5 --set arc.discriminator_head_lr=1e-3
     arcaudio generate runs/arc/model.safetensors "a kick drum" --steps 8
 """
 

@@ -43,7 +43,7 @@ from .config import TrainConfig
 from .distributed import DistInfo, wrap_ddp
 from .ema import EMA, swapped_in
 from .flow_stage import batch_latents, recaptioned
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, decay_groups
 from .sharding import (
     as_float,
     distribute_optimizer_state,
@@ -111,12 +111,22 @@ class ARCStage:
         # G steps at even run steps, D at odd ones: each schedule maps its own steps onto the run's
         self.optimizer = build_optimizer(self.g_params, config.optim, lr=ac.generator_lr)
         self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim, every=2, offset=0)
-        self.d_optimizer = build_optimizer(self.d_params, config.optim, lr=ac.discriminator_lr)
+        self.d_optimizer = build_optimizer(self._discriminator_groups(), config.optim)
         self.d_scheduler = build_scheduler(self.d_optimizer, config.steps, config.optim, every=2, offset=1)
         self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
         keys = ["loss", "g_grad_norm", "lr", "d_loss", "d_relativistic", "d_real_minus_fake", "d_contrastive",
                 "d_contrastive_used", "d_grad_norm"] + [k for k in ("r1", "r2") if getattr(ac, f"{k}_weight") > 0]
         self.metrics = dict.fromkeys(keys, float("nan"))
+
+    def _discriminator_groups(self) -> list[dict]:
+        """D's AdamW groups: the trunk at `arc.discriminator_lr`, the head at `arc.discriminator_head_lr` when set
+        (one rate for all otherwise, the reference's setting)."""
+        ac = self.config.arc
+        if ac.discriminator_head_lr is None:
+            return decay_groups(self.d_params, lr=ac.discriminator_lr)
+        head = {id(p) for p in self.discriminator.head.parameters()}
+        return (decay_groups([p for p in self.d_params if id(p) not in head], lr=ac.discriminator_lr)
+                + decay_groups([p for p in self.d_params if id(p) in head], lr=ac.discriminator_head_lr))
 
     # -- one step -------------------------------------------------------------------------------------------------
 

@@ -100,6 +100,10 @@ class ARCTrainConfig:
     short_caption_share: float = 0.0
     generator_lr: float = 3e-5
     discriminator_lr: float = 3e-5
+    # the rate of D's freshly initialised conv head (None: discriminator_lr). The trunk starts from the trained flow,
+    # the head from random weights: at a fine-tuning rate the head takes hundreds of steps to score anything, and
+    # until it does G is trained against a D that tells neither real from generated nor a prompt from another
+    discriminator_head_lr: float | None = None
     discriminator_grad_clip: float = 1.0
 
 
@@ -162,9 +166,10 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"ARC post-training trains the generator at arc.generator_lr "
                              f"({self.arc.generator_lr:g}), not optim.lr ({self.optim.lr:g}); set "
                              "arc.generator_lr (and arc.discriminator_lr) instead")
-        for name in ("generator_lr", "discriminator_lr"):
-            if not getattr(self.arc, name) > 0:
-                raise ValueError(f"arc.{name} must be > 0, got {getattr(self.arc, name)}")
+        for name in ("generator_lr", "discriminator_lr", "discriminator_head_lr"):
+            value = getattr(self.arc, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"arc.{name} must be > 0, got {value}")
         if not 0 < self.arc.depth_fraction <= 1:
             raise ValueError(f"arc.depth_fraction must be in (0, 1], got {self.arc.depth_fraction}")
         if not 0 <= self.flow.cfg_dropout <= 1:

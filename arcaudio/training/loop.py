@@ -179,6 +179,15 @@ def _configs(model: TextToAudioModel, config: TrainConfig) -> dict[str, Any]:
     return {"train": config.to_dict(), "model": model.config.to_dict()}
 
 
+def _differences(stored: Any, given: Any, where: str = "") -> list[str]:
+    """Each leaf where two config dicts differ, as "train.data: 'a' in the run, 'b' now"."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        return [line for key in sorted(set(stored) | set(given), key=str)
+                for line in _differences(stored.get(key, "(absent)"), given.get(key, "(absent)"),
+                                         f"{where}.{key}".lstrip("."))]
+    return [] if stored == given else [f"{where}: {stored!r} in the run, {given!r} now"]
+
+
 def _comparable(configs: dict[str, Any]) -> dict[str, Any]:
     # through TrainConfig, so that a field added since the run started compares as its default
     train = dict(TrainConfig.from_dict(configs["train"]).to_dict(), steps=None, log_every=None,
@@ -204,9 +213,11 @@ def load_checkpoint(run_dir: Path, stage: Stage, config: TrainConfig) -> tuple[i
     Refuses a different config."""
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     stored = json.loads(state["configs"])
-    if _comparable(stored) != _comparable(_configs(stage.model, config)):
-        raise ValueError(f"{str(run_dir)!r} holds a run with a different config; resume it with the same config "
-                         "(only steps, log_every, checkpoint_every, num_workers may change) or use a new folder")
+    differences = _differences(_comparable(stored), _comparable(_configs(stage.model, config)))
+    if differences:
+        raise ValueError(f"{str(run_dir)!r} holds a run with a different config ({'; '.join(differences[:5])}"
+                         f"{'; ...' if len(differences) > 5 else ''}); resume it with the same config (only steps, "
+                         "log_every, checkpoint_every, num_workers may change) or use a new folder")
     stage.model.load_state_dict(distribute_state_dict(state["model"], stage.model))
     stage.load_state_dict(state["stage"])
     return int(state["step"]), set(state["skipped"]), json.loads(state["stream"]) if "stream" in state else None

@@ -10,14 +10,18 @@ import torch
 from .config import OptimConfig
 
 
-def build_optimizer(params: Iterable, config: OptimConfig, lr: float | None = None) -> torch.optim.AdamW:
-    """AdamW over `params` (tensors or param-group dicts). Norms, biases and 1-d gains get no weight decay."""
+def decay_groups(params: Iterable, **options) -> list[dict]:
+    """`params` as two AdamW groups: matrices and kernels with weight decay, norms, biases and 1-d gains without;
+    `options` (e.g. `lr`) set on both."""
     params = list(params)
-    if params and isinstance(params[0], dict):
-        groups = params
-    else:
-        groups = [{"params": [p for p in params if p.ndim >= 2]},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return [{"params": [p for p in params if p.ndim >= 2], **options},
+            {"params": [p for p in params if p.ndim < 2], **options, "weight_decay": 0.0}]
+
+
+def build_optimizer(params: Iterable, config: OptimConfig, lr: float | None = None) -> torch.optim.AdamW:
+    """AdamW over `params` (tensors, split by `decay_groups`, or param-group dicts taken as they are)."""
+    params = list(params)
+    groups = params if params and isinstance(params[0], dict) else decay_groups(params)
     return torch.optim.AdamW(groups, lr=config.lr if lr is None else lr, betas=tuple(config.betas),
                              eps=config.eps, weight_decay=config.weight_decay)
 
