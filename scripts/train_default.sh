@@ -4,7 +4,7 @@
 # model), ARC post-training with the contrastive loss (the `default` model), and the two exported files that ship
 # in arcaudio/weights/ (default-rf.safetensors holds only the DiT, the rest is shared with default.safetensors).
 # Measured on a 2-core AMD EPYC (avx512_bf16, avx512_vnni): flow 70-79 min (16000 steps, 3.4-3.8 steps/s), ARC
-# 1.5 min, encoding ~2 min, synthesis ~1 min.
+# 1.7 min, encoding ~2 min, synthesis ~1 min.
 # Same seed, same machine type -> the same weights (tests/test_recipe.py runs this twice at a few steps per stage).
 #
 #   bash scripts/train_default.sh [OUT_DIR]     # default runs/default; about 80 minutes on 2 CPU cores
@@ -62,7 +62,7 @@ stage "train the DiT and the word-level text encoder as a rectified flow ($FLOW_
 # discriminator's fresh conv head learns at ARC_HEAD_LR: at the trunk's 1e-5 it still scored real and generated
 # latents, and right and wrong prompts, alike after 150 steps (L_R 0.72, L_C 0.66; chance 0.69), so the generator
 # trained against noise (and, run longer, drifted the chord's interval channels: a major triad at 3.4 + 3.0
-# semitones after 600 steps). 150 steps is the setting measured on three seeds (README: "ARC runs 150 steps")
+# semitones after 600 steps). 150 steps is the setting measured on six seeds (README: "ARC runs 150 steps")
 stage "ARC post-training ($ARC_STEPS steps, relativistic + contrastive)" \
   $A arc "$OUT/flow/model.safetensors" --data "$OUT/latents" --out "$OUT/arc" --seed "$SEED" \
   --steps "$ARC_STEPS" --batch-size "$ARC_BATCH" --set arc.generator_lr="$ARC_LR" --set arc.discriminator_lr="$ARC_LR" \

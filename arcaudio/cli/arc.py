@@ -1,7 +1,7 @@
 """`arcaudio arc`: ARC post-training of a pre-trained rectified flow into a few-step generator
 (= `arcaudio train --stage arc`; resumable, torchrun-ready).
 
-    arcaudio arc runs/flow/model.safetensors --data latents/ --out runs/arc --steps 2000 \\
+    arcaudio arc runs/flow/model.safetensors --data latents/ --out runs/arc --steps 150 \\
         --set arc.generator_lr=1e-5 --set arc.discriminator_lr=1e-5 --set arc.discriminator_head_lr=1e-3
     arcaudio generate runs/arc/model.safetensors "a kick drum" --steps 8
 """
