@@ -45,6 +45,8 @@ class BenchResult:
     repeats: int
     warmup_s: float = 0.0  # the warm-up generations, where a compiled model compiles (not in the medians)
     compile_mode: str | None = None  # torch.compile mode (arcaudio.compilation), None: eager
+    capture_s: float | None = None  # captured generation (arcaudio.captured): recording its graphs; None: not captured
+    noise: str = "host"  # captured generation: where the noise is drawn (arcaudio.captured.NOISE_SOURCES)
 
     @property
     def realtime_factor(self) -> float:
@@ -61,6 +63,9 @@ class BenchResult:
         lines.append(f"  real-time factor {self.realtime_factor:.1f}x, peak memory {self.peak_memory_mb:.0f} MB")
         if self.compile_mode:
             lines.append(f"  compiled ({self.compile_mode}): warm-up with compilation {self.warmup_s:.1f} s")
+        if self.capture_s is not None:
+            lines.append(f"  captured as CUDA graphs in {self.capture_s:.2f} s, then warm-up {self.warmup_s:.2f} s; "
+                         f"noise drawn on the {self.noise}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -207,3 +212,47 @@ def benchmark(model: TextToAudioModel, name: str = "model", batch: int = 1, seco
                        settings.steps, settings.sampler, settings.cfg_scale, med["text"], med["step"],
                        med["sampling"], med["decoder"], med["total"], _peak_memory_mb(device), repeats, warmup_s,
                        getattr(model, "compile_mode", None))
+
+
+@torch.no_grad()
+def benchmark_captured(model: TextToAudioModel, name: str = "model", batch: int = 1, seconds: float | None = None,
+                       steps: int | None = None, sampler: str | None = None, cfg_scale: float | None = None,
+                       repeats: int = 3, warmup: int = 1, noise: str = "host") -> BenchResult:
+    """As `benchmark`, for captured generation (arcaudio.captured: the stages recorded as CUDA graphs once, then
+    replayed). "text encoder" is the host work (tokenizing, the noise, the copies) plus the text stage; "decoder"
+    includes reading back the finite flags and copying the clips out; the DiT step is the sampling stage / steps.
+    The capture's time is reported apart (`capture_s`), as is the warm-up's."""
+    from .captured import CapturedGenerator
+
+    if repeats < 1 or warmup < 0 or batch < 1:
+        raise ValueError(f"need repeats >= 1, warmup >= 0, batch >= 1; got {repeats}, {warmup}, {batch}")
+    device = model.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = _now(device)
+    gen = CapturedGenerator(model, batch, seconds, steps, sampler, cfg_scale, noise=noise)
+    capture_s = _now(device) - t0
+    prompts = [f"benchmark prompt number {i}: a short burst of sound" for i in range(batch)]
+    times: dict[str, list[float]] = {"text": [], "sampling": [], "decoder": [], "total": []}
+    warmup_s = 0.0
+    for run in range(warmup + repeats):
+        marks = [_now(device)]
+        gen.prepare(prompts, seed=run)
+        for _, stage in gen.stages:
+            stage()
+            marks.append(_now(device))
+        gen.result()
+        marks[-1] = _now(device)
+        if run < warmup:
+            warmup_s += marks[-1] - marks[0]
+            continue
+        for key, (a, b) in zip(("text", "sampling", "decoder"), zip(marks, marks[1:])):
+            times[key].append(b - a)
+        times["total"].append(marks[-1] - marks[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    settings = gen.settings
+    return BenchResult(name, str(device), str(precision_of(model)), hardware(device).describe(), batch, gen.seconds,
+                       settings.steps, settings.sampler, settings.cfg_scale, med["text"],
+                       med["sampling"] / settings.steps, med["sampling"], med["decoder"], med["total"],
+                       _peak_memory_mb(device), repeats, warmup_s, getattr(model, "compile_mode", None), capture_s,
+                       noise)

@@ -7,6 +7,8 @@
   (measured on the bf16 Oobleck decoder at Stable Audio Open Small's size, AVX-512 BF16, 2 threads: 4.0 s against
   4.9 s eager, after 29 s of compilation; the eager decoder has since gone to 3.9-4.1 s by running in time tiles,
   nn/tiling.py, which compiled graphs do not use).
+Captured generation (arcaudio/captured.py) records its own CUDA graphs around the compiled modules: compile for it
+with a mode that records none ("default" or "max-autotune-no-cudagraphs").
 Shapes are static (`dynamic=False`): each new batch size or clip length compiles again, then hits the cache
 (torch's inductor cache persists across processes). Compiling pays in a server or a long session, not for one
 clip from the command line.
@@ -18,7 +20,8 @@ import torch
 
 from .models.text_to_audio import TextToAudioModel
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+GRAPH_MODES = ("reduce-overhead", "max-autotune")  # inductor records CUDA graphs of its own in these
 
 
 def default_compile_mode(device: torch.device) -> str:

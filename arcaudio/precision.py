@@ -6,15 +6,17 @@ linear layers int8 on `torch._int_mm`, see nn/int8_linear.py, everything else fp
 
 `auto`:
 - CUDA: bf16 everywhere where the GPU has it (Ampere and later), else fp16 for the DiT and fp32 elsewhere (T5 and
-  the Oobleck decoder overflow in fp16);
+  the Oobleck decoder overflow in fp16); a narrow DiT stays fp32 (below INT8_MIN_FEATURES wide a GPU step is
+  launch-bound, and the partials codec of the built-in model turns a bf16 DiT's latent differences, cosine 0.99999
+  to fp32, into audible ones: spectrogram SNR 15 dB, measured on CPU);
 - x86 CPU with AVX-512 BF16 or AMX: int8 DiT linears (VNNI), bf16 text encoder and Oobleck decoder (bf16 matmuls
   and convolutions run natively there, ~2.4x fp32);
 - x86 CPU with AVX2 or VNNI but no native bf16: int8 DiT linears, fp32 elsewhere (bf16 would be emulated);
 - anything else: fp32.
-int8 only replaces linear layers with both dimensions >= INT8_MIN_FEATURES (and `auto` uses it only for DiTs that
-wide): below that, quantising the activations costs about what the int8 matmul saves. Only a learned convolutional
-decoder (Oobleck) runs in bf16 (the spectral decoders need float32 FFTs), and only a T5 text encoder (a word table
-has no compute to save).
+int8 only replaces linear layers with both dimensions >= INT8_MIN_FEATURES (and `auto` uses int8, bf16 or fp16
+only for DiTs that wide): below that, quantising the activations costs about what the int8 matmul saves. Only a
+learned convolutional decoder (Oobleck) runs in bf16 (the spectral decoders need float32 FFTs), and only a T5 text
+encoder (a word table has no compute to save).
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ def auto_precision(hw: Hardware, config=None) -> Precision:
     wide_dit = config is None or config.dit.embed_dim >= INT8_MIN_FEATURES
     if hw.device == "cuda":
         if hw.cuda_bf16:
-            return Precision("bf16" if t5 else "fp32", "bf16", "bf16" if conv_decoder else "fp32")
-        return Precision("fp32", "fp16", "fp32")
+            return Precision("bf16" if t5 else "fp32", "bf16" if wide_dit else "fp32",
+                             "bf16" if conv_decoder else "fp32")
+        return Precision("fp32", "fp16" if wide_dit else "fp32", "fp32")
     if hw.device != "cpu":
         return Precision()
     low = "bf16" if hw.native_bf16 else "fp32"

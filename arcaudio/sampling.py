@@ -5,7 +5,8 @@ starting point at time ts[0] (pure noise when ts[0] = 1) and `ts` runs down to 0
 `model_fn` by the caller (see `cfg_velocity`). `rf_schedule` makes the reference's time grid, which every sampler
 here uses (stable-audio-tools: one log-SNR grid for Euler, DPM++ and ping-pong alike). `generator` is one
 torch.Generator for the batch, or one per batch item (item i's noise then depends on generator i only: per-clip
-reproducibility whatever the batch).
+reproducibility whatever the batch), or a `NoiseQueue` of noise drawn beforehand (captured generation: a CUDA graph
+cannot call a CPU generator).
 """
 
 from __future__ import annotations
@@ -19,20 +20,54 @@ from .flow import add_noise, x0_from_velocity
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor], None]
-Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+class NoiseQueue:
+    """Noise drawn beforehand, handed out in order: draw k of a sampling run returns `buffer[k]` (B, ...), with no
+    copy and no host work, so the run can be recorded as a CUDA graph that reads the buffer at replay.
+    `buffer`: (N, B, ...); None counts the draws instead and returns zeros (a dry run that sizes the buffer).
+
+    Raises:
+        IndexError: on a draw past the buffer's N, naming N.
+    """
+
+    def __init__(self, buffer: torch.Tensor | None):
+        self.buffer, self.drawn = buffer, 0
+
+    def draw(self, shape: Sequence[int], device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
+        k, self.drawn = self.drawn, self.drawn + 1
+        if self.buffer is None:
+            return torch.zeros(tuple(shape), device=device, dtype=dtype)
+        if k >= len(self.buffer):
+            raise IndexError(f"the sampler drew noise {k + 1} times; this queue holds {len(self.buffer)} draws")
+        noise = self.buffer[k]
+        if tuple(noise.shape) != tuple(shape) or noise.dtype != dtype:
+            raise ValueError(f"queued noise is {tuple(noise.shape)} {noise.dtype}, the sampler asked for "
+                             f"{tuple(shape)} {dtype}")
+        return noise
+
+
+Generators = torch.Generator | Sequence[torch.Generator] | NoiseQueue | None
 
 
 def batch_randn(shape: Sequence[int], generator: Generators, device: torch.device | str,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Standard normal noise of `shape` (B, ...) on `device`: from one generator, or item i from generator[i].
-    Each draw happens where its generator lives (e.g. a CPU generator for GPU sampling), then moves to `device`."""
+    """Standard normal noise of `shape` (B, ...) on `device` in `dtype`: from one generator, or item i from
+    generator[i]. Each draw happens where its generator lives (e.g. a CPU generator for GPU sampling), then moves to
+    `device`. A NoiseQueue hands out its next pre-drawn tensor instead.
+
+    Drawn in float32 whatever `dtype`, then cast: a seed gives a bf16 model the noise it gives an fp32 one, on
+    every torch version (torch's CPU `randn` in bf16 draws other numbers on some versions, and ~4x slower; measured
+    on torch 2.11: a bf16 DiT's clips then shared nothing with the fp32 clips of the same seed)."""
+    if isinstance(generator, NoiseQueue):
+        return generator.draw(shape, device, dtype)
     if generator is None or isinstance(generator, torch.Generator):
         where = generator.device if generator is not None else device
-        return torch.randn(tuple(shape), generator=generator, device=where, dtype=dtype).to(device)
+        return torch.randn(tuple(shape), generator=generator, device=where).to(device=device, dtype=dtype)
     if len(generator) != shape[0]:
         raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}; give one, or one per item")
-    items = [torch.randn(tuple(shape[1:]), generator=g, device=g.device, dtype=dtype) for g in generator]
-    return torch.stack(items).to(device)  # (B, ...)
+    items = [torch.randn(tuple(shape[1:]), generator=g, device=g.device) for g in generator]
+    return torch.stack(items).to(device=device, dtype=dtype)  # (B, ...)
 
 
 def rf_schedule(steps: int, sigma_max: float = 1.0, logsnr_min: float = -6.0,
@@ -168,7 +203,7 @@ def cfg_velocity(model, cond, cfg_scale: float = 1.0, *, negative=None,
     alone = cache(cond) if (lo, hi) != (0.0, 1.0) else None
 
     def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if not lo <= float(t[0]) <= hi:
+        if alone is not None and not lo <= float(t[0]) <= hi:  # the full interval reads no time back: capturable
             return model(x, t, alone)
         v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)  # (B, C, T) each
         v = v_uncond + cfg_scale * (v_cond - v_uncond)

@@ -81,6 +81,9 @@ def test_auto_on_cuda_and_for_small_models():
     assert auto_precision(Hardware("cuda", frozenset(), cuda_bf16=False)) == Precision("fp32", "fp16", "fp32")
     builtin = preset("small-partials")  # a word table, a 192-wide DiT, the partials codec: nothing pays
     assert auto_precision(Hardware("cpu", VNNI_BF16), builtin) == Precision()
+    assert auto_precision(Hardware("cuda", frozenset(), cuda_bf16=True), builtin) == Precision()
+    assert auto_precision(Hardware("cuda", frozenset(), cuda_bf16=True), preset("sao-small")) == Precision(
+        "bf16", "bf16", "bf16")
     assert auto_precision(Hardware("cpu", VNNI_BF16), preset("sao-small")) == Precision("bf16", "int8", "bf16")
 
 

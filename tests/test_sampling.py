@@ -303,3 +303,25 @@ def test_time_shift_must_be_positive():
     for shift in (0.0, -1.0):
         with pytest.raises(ValueError, match=f"time shift must be > 0, got {shift}"):
             sample_t("uniform", 3, shift=shift)
+
+
+def test_noise_is_drawn_in_float32_whatever_the_models_dtype(monkeypatch):
+    """A seed gives a bf16 model the noise it gives an fp32 one: torch's CPU randn in bf16 draws other numbers on
+    some torch versions (2.11), so batch_randn draws float32 and casts."""
+    from arcaudio.sampling import batch_randn
+
+    asked = []
+    randn = torch.randn
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("dtype", torch.float32))
+        return randn(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randn", spy)
+    for generator in (torch.Generator().manual_seed(1), [torch.Generator().manual_seed(s) for s in (1, 2)]):
+        a = batch_randn((2, 3, 50), generator, "cpu", torch.bfloat16)
+        assert a.dtype == torch.bfloat16
+    assert asked and set(asked) == {torch.float32}
+    monkeypatch.undo()
+    b = batch_randn((2, 3, 50), [torch.Generator().manual_seed(s) for s in (1, 2)], "cpu", torch.float32)
+    assert torch.equal(a, b.bfloat16())

@@ -79,3 +79,18 @@ def test_a_context_too_small_is_caught():
         whole = stage(x)
         assert torch.allclose(run_tiled(stage, x, context, scale, tile=5), whole, rtol=0, atol=1e-6)
         assert not torch.allclose(run_tiled(stage, x, 0, scale, tile=5), whole, rtol=0, atol=1e-3)
+
+
+def test_the_decoder_layouts_agree_and_a_bad_one_is_refused():
+    from arcaudio.loading import load
+
+    decoder = load("tiny", precision="fp32").autoencoder.decoder
+    z = torch.randn(2, decoder.layers[0].in_channels, 12)
+    with torch.no_grad():
+        default = decoder(z)  # on a CPU: channels-last 2D (models/autoencoder.py DEFAULT_LAYOUT)
+        decoder.layout = "ncl"
+        ncl = decoder(z)
+        decoder.layout = "nhwc"
+        with pytest.raises(ValueError, match=r"layout must be one of \['channels_last_2d', 'ncl'\], got 'nhwc'"):
+            decoder(z)
+    assert ncl.shape == default.shape and (ncl - default).abs().max() <= 1e-5 * default.abs().max()

@@ -12,7 +12,7 @@ from .options import add_compile_argument, add_precision_argument, add_sampler_a
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from ..bench import bench_model, benchmark
+    from ..bench import bench_model, benchmark, benchmark_captured
     from ..precision import hardware
 
     if args.threads:
@@ -22,15 +22,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = []
     print(f"arcaudio bench: {hardware(args.device).describe()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", file=sys.stderr)
+    if args.cuda_graph and torch.device(args.device).type != "cuda":
+        raise SystemExit(f"arcaudio bench: --cuda-graph needs a CUDA device, got --device {args.device}")
+    if args.cuda_graph and args.decode_chunk:
+        raise SystemExit("arcaudio bench: --cuda-graph decodes whole clips; leave out --decode-chunk")
     for precision in args.precision:
         model = bench_model(args.model, device=args.device, precision=precision)
         if args.compile:
             from ..compilation import compile_model
 
-            compile_model(model, None if args.compile == "auto" else args.compile)
-        result = benchmark(model, name=args.model, batch=args.batch, seconds=args.seconds, steps=args.steps,
-                           sampler=args.sampler, cfg_scale=args.cfg_scale, repeats=args.repeats, warmup=args.warmup,
-                           decode_chunk=args.decode_chunk)
+            mode = None if args.compile == "auto" else args.compile
+            compile_model(model, "default" if args.cuda_graph and mode is None else mode)  # graphs: captured here
+        settings = dict(name=args.model, batch=args.batch, seconds=args.seconds, steps=args.steps,
+                        sampler=args.sampler, cfg_scale=args.cfg_scale, repeats=args.repeats, warmup=args.warmup)
+        if args.cuda_graph:
+            result = benchmark_captured(model, noise=args.noise, **settings)
+        else:
+            result = benchmark(model, decode_chunk=args.decode_chunk, **settings)
         print(result.table(), flush=True)
         results.append({**result.as_dict(), "asked": precision})
         del model
@@ -77,6 +85,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg-scale", type=float)
     p.add_argument("--decode-chunk", type=int, help="decode this many latent frames at a time (less memory)")
     add_compile_argument(p)
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="captured generation (CUDA only): text encoder, sampling loop and decoder recorded once as "
+                        "CUDA graphs and replayed; the capture's time is reported apart")
+    p.add_argument("--noise", choices=["host", "device"], default="host",
+                   help="with --cuda-graph: draw the noise on the host (seed for seed the clips of `generate`; "
+                        "default) or on the device (no host work, other clips)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")

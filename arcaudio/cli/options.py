@@ -36,7 +36,8 @@ def add_precision_argument(p: argparse.ArgumentParser, several: bool = False) ->
                         "on this machine's hardware (int8 DiT on AVX2/VNNI CPUs, bf16 where the CPU or GPU has it)")
 
 
-COMPILE_NAMES = ("auto", "default", "reduce-overhead", "max-autotune")  # = "auto" + arcaudio.compilation.COMPILE_MODES
+# = "auto" + arcaudio.compilation.COMPILE_MODES
+COMPILE_NAMES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def add_compile_argument(p: argparse.ArgumentParser) -> None:

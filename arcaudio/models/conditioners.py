@@ -127,9 +127,14 @@ class T5Conditioner(nn.Module):
 
     def forward(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         input_ids, mask = self.tokenize(prompts)
+        device = next(self.encoder.parameters()).device
+        return self.encode(input_ids.to(device), mask.to(device))
+
+    def encode(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens already on the encoder's device -> (tokens (B, max_length, D) float32, padded rows zero, mask):
+        the tensor half of `forward`, with no host work (captured generation records it as a CUDA graph)."""
+        self._require_tokenizer()
         encoder = self.encoder
-        device = next(encoder.parameters()).device
-        input_ids, mask = input_ids.to(device), mask.to(device)
         with torch.set_grad_enabled(self.builtin and torch.is_grad_enabled()):
             if isinstance(encoder, WordEncoder):
                 tokens = encoder(input_ids, mask)  # (B, L, D)

@@ -129,6 +129,11 @@ class TextToAudioModel(nn.Module):
             raise ValueError(f"got {len(prompts)} prompts but {len(seconds_total)} seconds_total values")
         text, mask = self.conditioners["prompt"](prompts)  # (B, L, D), (B, L)
         seconds, _ = self.conditioners["seconds_total"](seconds_total)  # (B, 1, D)
+        return self.assemble_conditioning(text, mask, seconds)
+
+    def assemble_conditioning(self, text: torch.Tensor, mask: torch.Tensor, seconds: torch.Tensor) -> Conditioning:
+        """Encoded prompts (B, L, D) with their mask (B, L) and seconds tokens (B, 1, D) -> Conditioning, on the
+        seconds tokens' device and dtype (no host work)."""
         text = text.to(device=seconds.device, dtype=seconds.dtype)
         mask = mask.to(seconds.device)
         glob, prompt_from = seconds[:, 0], None  # (B, D)
