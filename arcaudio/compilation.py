@@ -2,11 +2,13 @@
 
 - CUDA: `mode="max-autotune"`: Triton kernels tuned per shape and the calls captured as CUDA graphs, so a DiT step
   is one graph launch instead of hundreds of kernel launches (at batch 1 on a large GPU the launches are most of
-  the time).
-- CPU: the default mode: inductor's C++ kernels fuse SnakeBeta and the residual adds around oneDNN's convolutions
-  (measured on the bf16 Oobleck decoder at Stable Audio Open Small's size, AVX-512 BF16, 2 threads: 4.0 s against
-  4.9 s eager, after 29 s of compilation; the eager decoder has since gone to 3.9-4.1 s by running in time tiles,
-  nn/tiling.py, which compiled graphs do not use).
+  the time). Not yet timed on a GPU; captured generation with mode "default" was (below).
+- CPU: the default mode: inductor's C++ kernels fuse SnakeBeta and the residual adds around oneDNN's convolutions.
+  It does not pay there: at Stable Audio Open Small's size (`auto`, AVX-512 BF16 and VNNI, 2 threads) the compiled
+  decoder took 2.20 s against 1.95 s eager in time tiles (nn/tiling.py, which compiled graphs do not use) and the
+  int8 DiT step 215 ms against 185 ms.
+- Inside captured generation (arcaudio/captured.py) on CUDA, mode "default" fused the H200's batch-1 decoder from
+  18.4 to 9.2 ms and a DiT step from 2.75 to 1.59 ms (37 s of compilation).
 Captured generation (arcaudio/captured.py) records its own CUDA graphs around the compiled modules: compile for it
 with a mode that records none ("default" or "max-autotune-no-cudagraphs").
 Shapes are static (`dynamic=False`): each new batch size or clip length compiles again, then hits the cache
