@@ -6,9 +6,9 @@ linear layers int8 on `torch._int_mm`, see nn/int8_linear.py, everything else fp
 
 `auto`:
 - CUDA: bf16 everywhere where the GPU has it (Ampere and later), else fp16 for the DiT and fp32 elsewhere (T5 and
-  the Oobleck decoder overflow in fp16); a narrow DiT stays fp32 (below INT8_MIN_FEATURES wide a GPU step is
-  launch-bound, and the partials codec of the built-in model turns a bf16 DiT's latent differences, cosine 0.99999
-  to fp32, into audible ones: spectrogram SNR 15 dB, measured on CPU);
+  the Oobleck decoder overflow in fp16); a DiT narrower than INT8_MIN_FEATURES stays fp32 (little arithmetic to
+  save, and the partials codec of the built-in model turns a bf16 DiT's latent differences, cosine 0.99999 to
+  fp32, into audible ones: spectrogram SNR 15 dB, measured on CPU);
 - x86 CPU with AVX-512 BF16 or AMX: int8 DiT linears (VNNI), bf16 text encoder and Oobleck decoder (bf16 matmuls
   and convolutions run natively there, ~2.4x fp32);
 - x86 CPU with AVX2 or VNNI but no native bf16: int8 DiT linears, fp32 elsewhere (bf16 would be emulated);
