@@ -67,7 +67,7 @@ class CapturedGenerator:
             raise ValueError(f"CUDA graphs need a CUDA device; the model is on {device.type!r} (use capture=False "
                              "to run the same path eagerly)")
         config = model.config
-        self.model, self.batch, self.noise_source, self.capture = model, batch, noise, capture
+        self.model, self.batch = model, batch
         self.seconds = resolve_seconds(config, seconds)
         self.settings = sampling_settings(config.objective, sampler, steps, cfg_scale)
         self.length = round(self.seconds * config.sample_rate)
@@ -164,8 +164,9 @@ class CapturedGenerator:
         if len(seeds) != self.batch:
             raise ValueError(f"got {len(seeds)} seeds for {self.batch} clips; give one seed (clip i uses seed + i) "
                              "or one each")
-        _warn_truncated(self.model, prompts)
         ids, mask = self.model.conditioners["prompt"].tokenize(prompts)  # (B, L) each, on the host
+        if mask[:, -1].any():  # a prompt fills the encoder's length: it may have been cut (tokenizing again tells)
+            _warn_truncated(self.model, prompts)
         self.input_ids.copy_(ids, non_blocking=True)
         self.mask.copy_(mask, non_blocking=True)
         self._fill_noise(seeds, seeds[0])

@@ -64,6 +64,13 @@ def test_bad_settings_and_calls_are_refused_with_the_value(model):
         gen(["", "x"])
 
 
+def test_a_prompt_longer_than_the_encoder_takes_is_named(model):
+    gen = CapturedGenerator(model, batch=2, seconds=0.5, steps=2)
+    long = " ".join(["a very long prompt about a warm hum"] * 40)
+    with pytest.warns(UserWarning, match="prompt 1 .* was truncated"):
+        gen(["a warm hum", long])
+
+
 def test_a_model_compiled_with_its_own_cuda_graphs_is_refused(model):
     model.compile_mode = "max-autotune"
     try:
@@ -82,7 +89,7 @@ def test_the_captured_bench_times_each_stage(model):
     assert "captured as CUDA graphs" in result.table() and result.as_dict()["noise"] == "host"
 
 
-def test_the_cli_refuses_cuda_graphs_off_cuda(capsys):
+def test_the_cli_refuses_cuda_graphs_off_cuda():
     from arcaudio.cli import main
 
     with pytest.raises(SystemExit, match="--cuda-graph needs a CUDA device, got --device cpu"):
@@ -105,8 +112,8 @@ def test_a_non_finite_clip_is_refused_naming_it(model):
 def test_a_noise_queue_hands_out_its_draws_in_order_and_refuses_a_draw_past_its_end():
     buffer = torch.randn(2, 3, 4, 5)  # (N, B, C, T)
     queue = NoiseQueue(buffer)
-    assert batch_randn((3, 4, 5), queue, "cpu") is not None
-    assert torch.equal(queue.buffer[0], buffer[0]) and torch.equal(batch_randn((3, 4, 5), queue, "cpu"), buffer[1])
+    assert torch.equal(batch_randn((3, 4, 5), queue, "cpu"), buffer[0])
+    assert torch.equal(batch_randn((3, 4, 5), queue, "cpu"), buffer[1])
     with pytest.raises(IndexError, match="drew noise 3 times; this queue holds 2 draws"):
         batch_randn((3, 4, 5), queue, "cpu")
     with pytest.raises(ValueError, match=r"queued noise is \(3, 4, 5\) torch.float32, the sampler asked for \(3, 4, "):
