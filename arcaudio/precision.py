@@ -22,6 +22,7 @@ encoder (a word table has no compute to save).
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import warnings
 from dataclasses import dataclass, fields
@@ -95,20 +96,44 @@ class Hardware:
             return f"{self.device}" + (" (bf16)" if self.cuda_bf16 else "")
         shown = sorted(self.cpu_flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16",
                                          "amx_int8"})
-        return f"cpu ({platform.machine()}: {' '.join(shown) or 'no AVX2/AVX-512'})"
+        isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+        capped = f"; oneDNN capped at {isa}" if isa else ""
+        if os.environ.get("ATEN_CPU_CAPABILITY"):
+            capped += f"; ATen kernels {torch.backends.cpu.get_cpu_capability()}"
+        return f"cpu ({platform.machine()}: {' '.join(shown) or 'no AVX2/AVX-512'}{capped})"
+
+
+# flags of native bf16 arithmetic: worth having only where oneDNN (torch's CPU matmuls and convolutions) may use them
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 @functools.cache
 def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags from /proc/cpuinfo (Linux); elsewhere only what torch's dispatch level implies."""
+    """The feature flags this process can use: this CPU's (/proc/cpuinfo on Linux; elsewhere only what torch's
+    dispatch level implies), without the bf16 ones when oneDNN is held below its bf16 instructions
+    (`ONEDNN_MAX_CPU_ISA=AVX2` or `AVX512_CORE_VNNI`, say: bf16 is then emulated; a 1024^3 bf16 matmul ran at
+    1.1 GFLOP/s capped at AVX2 against 975 native, on a 2-core AVX-512 BF16 / VNNI machine)."""
+    flags = frozenset()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
+                flags = frozenset(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", "DEFAULT", ...
-    return frozenset({"avx2"} if capability in ("AVX2", "AVX512") else set())
+    if not flags:
+        capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", "DEFAULT", ...
+        flags = frozenset({"avx2"} if capability in ("AVX2", "AVX512") else set())
+    return flags if onednn_bf16() else flags - BF16_FLAGS
+
+
+def onednn_bf16() -> bool:
+    """Whether torch's oneDNN runs bf16 at its native level in this process (False when the CPU lacks it or
+    ONEDNN_MAX_CPU_ISA caps it below); True where torch does not say."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
 
 
 def hardware(device: str | torch.device = "cpu") -> Hardware:

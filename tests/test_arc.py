@@ -174,15 +174,43 @@ def test_each_players_schedule_spans_the_run():
     assert seen[18] < 0.04 * 2e-3 and seen[19] < 0.01 * 1e-3  # both end near 0, not at 0.5-0.8x
 
 
-def test_the_stage_builds_its_schedules_per_player(monkeypatch):
-    import arcaudio.training.arc_stage as arc_stage
-
-    built = []
-    real = arc_stage.build_scheduler
-    monkeypatch.setattr(arc_stage, "build_scheduler", lambda *a, **k: built.append(k) or real(*a, **k))
+def test_the_stage_builds_its_schedules_per_player():
     stage = _stage(generator_lr=2e-3, discriminator_lr=1e-3)
-    assert built == [{"every": 2, "offset": 0}, {"every": 2, "offset": 1}]
+    assert [stage.generator_run_step(k) for k in range(4)] == [0, 2, 4, 6]
+    assert [stage.discriminator_run_step(k) for k in range(4)] == [1, 3, 5, 7]
     assert stage.optimizer.param_groups[0]["lr"] == 2e-3 and stage.d_optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_discriminator_warmup_trains_d_alone_then_the_players_alternate():
+    """arc.discriminator_warmup=3: run steps 0-2 step D only (G's weights and EMA untouched), then G at 3, 5, ...
+    and D at 4, 6, ...; each schedule follows its player's run steps (warm-up 4, cosine over 12 run steps)."""
+    from arcaudio.training.optim import lr_factor
+
+    stage = _stage(("steps=12", "optim.warmup_steps=4", "optim.schedule='cosine'", "ema_decay=0.999"),
+                   discriminator_warmup=3,
+                   generator_lr=2e-3, discriminator_lr=1e-3)
+    assert [stage.generator_turn(k) for k in range(8)] == [False, False, False, True, False, True, False, True]
+    assert [stage.discriminator_run_step(k) for k in range(5)] == [0, 1, 2, 4, 6]
+    assert [stage.generator_run_step(k) for k in range(3)] == [3, 5, 7]
+    g0 = _snapshot(stage.model.dit)
+    d_lrs, g_lrs = [], []
+    for step in range(3):
+        d_lrs.append(stage.d_optimizer.param_groups[0]["lr"])
+        metrics = stage.train_step(_batch(), step, torch.Generator().manual_seed(step))
+        assert math.isfinite(metrics["d_loss"]) and math.isnan(metrics["loss"])  # D stepped, G not yet
+    assert not _changed(g0, stage.model.dit) and stage.ema.updates == 0
+    for step in range(3, 7):
+        (g_lrs if stage.generator_turn(step) else d_lrs).append(
+            (stage.optimizer if stage.generator_turn(step) else stage.d_optimizer).param_groups[0]["lr"])
+        stage.train_step(_batch(), step, torch.Generator().manual_seed(step))
+    assert _changed(g0, stage.model.dit)
+    optim = stage.config.optim
+    assert d_lrs == pytest.approx([1e-3 * lr_factor(k, 12, optim) for k in (0, 1, 2, 4, 6)], rel=1e-9)
+    assert g_lrs == pytest.approx([2e-3 * lr_factor(k, 12, optim) for k in (3, 5)], rel=1e-9)
+    data = apply_overrides(TrainConfig().to_dict(), ["stage='arc'", "data='x'", "steps=10",
+                                                     "arc.discriminator_warmup=10"])
+    with pytest.raises(ValueError, match=r"arc.discriminator_warmup must be in \[0, steps\) = \[0, 10\).*got 10"):
+        TrainConfig.from_dict(data).validate()
 
 
 def test_the_discriminator_head_takes_its_own_rate_and_one_step_moves_it_by_it():

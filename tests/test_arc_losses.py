@@ -303,7 +303,28 @@ def test_conflicting_prompts_contradict_the_clip_and_never_merely_name_less():
     assert conflicting_prompts(same, [{"pan": "left"}] * 2).tolist() == [0, 1]  # nothing contradicts: itself
 
 
-@pytest.mark.parametrize("shuffle", ["conflicting", "edited"])
+def test_within_kind_conflicting_prompts_never_contradict_by_kind_alone():
+    left_sine = {"kind": "tone", "waveform": "sine", "pitch": "A4", "pan": "left", "loudness": "loud"}
+    left_square = {**left_sine, "waveform": "square"}
+    brown = {"kind": "noise", "colour": "brown", "pan": "right", "loudness": "loud"}
+    pink = {**brown, "colour": "pink"}
+    attributes = [left_sine, left_square, brown, pink]
+    named = [{"kind": "tone", "waveform": "sine"},  # "a sine note"
+             {"waveform": "square", "pitch": "A4"},  # "a square wave at A4" (no kind named; a noise has no pitch)
+             {"pan": "right"},  # "on the right"
+             {"kind": "noise", "colour": "pink"}]  # "pink noise"
+    # by hand: the prompts contradicting each clip inside its kind (conflicting ones in brackets where they differ)
+    allowed = {0: {1, 2}, 1: {0, 2}, 2: {3}, 3: set()}  # conflicting: 0 {1, 2, 3}, 1 {0, 2, 3}, 2 {0, 1, 3}, 3 {0, 1}
+    seen = {i: set() for i in allowed}
+    for seed in range(60):
+        wrong = conflicting_prompts(attributes, named, torch.Generator().manual_seed(seed), within_kind=True).tolist()
+        for i, j in enumerate(wrong):
+            assert j in allowed[i] or (not allowed[i] and j == i)  # none inside the kind: its own (no gradient)
+            seen[i].add(j)
+    assert seen == {0: {1, 2}, 1: {0, 2}, 2: {3}, 3: {3}}
+
+
+@pytest.mark.parametrize("shuffle", ["conflicting", "edited", "within_kind"])
 def test_arc_trains_with_prompts_that_contradict_the_clip(shuffle, monkeypatch):
     from arcaudio.procedural import captions
     from arcaudio.training.config import ARCTrainConfig, TrainConfig
@@ -329,3 +350,38 @@ def test_arc_trains_with_prompts_that_contradict_the_clip(shuffle, monkeypatch):
             assert any(attributes.get(name) != value for name, value in wrong.items())
     else:
         assert not edits
+
+
+def test_discriminator_reading_scores_minimal_pairs_per_moved_attribute():
+    """A discriminator that scores a clip +1 with its own caption and -1 with any other reads every attribute
+    (accuracy 1); one that ignores the prompt reads none (0: ties are not a right order); every pair's caption
+    differs from its clip's in exactly the attribute it is filed under."""
+    import numpy as np
+
+    from arcaudio.eval.discriminator_reading import discriminator_reading, minimal_pairs
+    from arcaudio.models.text_to_audio import Conditioning
+    from arcaudio.procedural.synth import sample_attributes
+
+    rng = np.random.default_rng(0)
+    clips = [sample_attributes(rng) for _ in range(40)]
+    pairs = minimal_pairs(clips, rng)
+    assert len(pairs) == 120 and {p[3] for p in pairs} >= {"kind", "pan", "loudness"}
+    for i, right, wrong, moved in pairs:
+        assert right != wrong and moved in clips[i]
+    latents = torch.randn(40, 3, 8)
+    truth = {p[1] for p in pairs}
+
+    def condition(captions, seconds):  # the caption's identity as a one-number "embedding"
+        flags = torch.tensor([[1.0 if c in truth else -1.0] for c in captions])  # (M, 1)
+        return Conditioning(flags[:, None, :], flags, torch.ones(len(captions), 1, dtype=torch.bool))
+
+    def oracle(x, s, cond):
+        return cond.global_cond[:, None, :].expand(-1, 1, 5)  # (B, 1, P): +1 for the clip's own caption
+
+    def deaf(x, s, cond):
+        return x.mean((1, 2))[:, None, None].expand(-1, 1, 5)
+
+    read = discriminator_reading(oracle, condition, latents, [2.0] * 40, pairs, levels=(0.5,), batch_size=7)
+    assert read[0.5]["all"] == (1.0, 120) and all(acc == 1.0 for acc, _ in read[0.5].values())
+    assert sum(n for name, (_, n) in read[0.5].items() if name != "all") == 120
+    assert discriminator_reading(deaf, condition, latents, [2.0] * 40, pairs, levels=(0.5,))[0.5]["all"] == (0.0, 120)

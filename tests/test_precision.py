@@ -1,6 +1,8 @@
 """Per-component precision: the int8 linear against its literal formula, `auto` decided from the hardware, loading
 that casts and quantises tensor by tensor (the same model as casting after loading), and the encoder left out."""
 
+import os
+
 import pytest
 import torch
 
@@ -74,6 +76,25 @@ def test_int8_linears_replaces_only_wide_enough_layers():
 ])
 def test_auto_decides_from_the_cpu_flags(flags, expected):
     assert auto_precision(Hardware("cpu", flags)) == expected
+
+
+def test_auto_reads_the_flags_oneDNN_may_use(monkeypatch):
+    """bf16 flags count only where oneDNN runs bf16 natively: capped below (ONEDNN_MAX_CPU_ISA=AVX2) it emulates."""
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(precision_module, "onednn_bf16", lambda: False)
+    precision_module.cpu_flags.cache_clear()
+    try:
+        assert not precision_module.cpu_flags() & precision_module.BF16_FLAGS
+    finally:
+        precision_module.cpu_flags.cache_clear()
+    code = ("from arcaudio.precision import hardware, auto_precision; from arcaudio.config import preset; "
+            "h = hardware(); print(auto_precision(h, preset('sao-small'))); print(h.describe())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    decided, described = done.stdout.splitlines()
+    assert "bf16" not in decided and "oneDNN capped at AVX2" in described
 
 
 def test_auto_on_cuda_and_for_small_models():

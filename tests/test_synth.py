@@ -393,3 +393,14 @@ def test_contradicting_captions_move_exactly_one_named_attribute():
     assert wrong["kind"] != "drums"  # nothing else named can move: the kind does
     with pytest.raises(ValueError, match="named must be a non-empty subset"):
         contradicting_caption(drums, {"colour": "white"}, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("module", ["arcaudio.procedural.captions", "arcaudio.procedural.synth",
+                                    "arcaudio.procedural.probes"])
+def test_each_procedural_module_imports_on_its_own(module):
+    """A fresh interpreter can import any of them first (captions.py and synth.py import each other)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

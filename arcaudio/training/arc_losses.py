@@ -60,15 +60,21 @@ def prompt_derangement(captions: Sequence[str], generator: torch.Generator | Non
     return perm
 
 
-def conflicting_prompts(attributes: Sequence[dict], named: Sequence[dict], generator: torch.Generator | None = None
-                        ) -> torch.Tensor:
+def conflicting_prompts(attributes: Sequence[dict], named: Sequence[dict], generator: torch.Generator | None = None,
+                        within_kind: bool = False) -> torch.Tensor:
     """For each clip i, the index of a prompt j that contradicts it: some attribute named by prompt j ({name: class},
     `named[j]`) that clip i (`attributes[i]`) lacks or has another class of; drawn uniformly among those. A clip that
-    no prompt of the batch contradicts gets its own index (a contrastive term of zero gradient)."""
+    no prompt of the batch contradicts gets its own index (a contrastive term of zero gradient).
+
+    `within_kind`: only prompts that contradict the clip inside its kind, naming no attribute the clip lacks and no
+    other kind ("pink noise" for a brown noise, "on the left" for anything on the right; not "a sine note" for a
+    noise): the wrong prompts a discriminator cannot reject by reading the kind alone."""
     n = len(attributes)
     out = torch.arange(n)
     for i in range(n):
-        wrong = [j for j in range(n) if any(attributes[i].get(k) != v for k, v in named[j].items())]
+        wrong = [j for j in range(n) if any(attributes[i].get(k) != v for k, v in named[j].items())
+                 and (not within_kind or set(named[j]) <= set(attributes[i]) and
+                      named[j].get("kind", attributes[i]["kind"]) == attributes[i]["kind"])]
         if wrong:
             out[i] = wrong[int(torch.randint(len(wrong), (1,), generator=generator))]
     return out

@@ -5,8 +5,9 @@ generator of clean latents, with no teacher, no distillation and no CFG.
 - Discriminator D: a second copy of the pre-trained DiT cut after ~75 % of its blocks plus a conv head scoring
   patches (models/arc_discriminator.py).
 - Even steps update G, odd steps update D, each with its own optimizer (one optimizer step per batch, as the
-  reference). Real x0 and generated x0_hat are re-noised to the same level s with the same noise and scored
-  with the same prompt; the losses are in arc_losses.py.
+  reference); optionally D alone for the first `arc.discriminator_warmup` steps, so that G's first steps meet
+  a D that has already learned something. Real x0 and generated x0_hat are re-noised to the same level s with
+  the same noise and scored with the same prompt; the losses are in arc_losses.py.
 - The text and seconds conditioners stay frozen: both players see the conditioning the pre-trained flow makes.
 
 Every discriminator evaluation of a step is one batched call (real, generated, mismatched prompts, penalty
@@ -108,15 +109,30 @@ class ARCStage:
             self.d_module = wrap_ddp(self.discriminator, info)
         self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]  # sharded ones under FSDP
         self.g_params = [p for p in model.dit.parameters() if p.requires_grad]
-        # G steps at even run steps, D at odd ones: each schedule maps its own steps onto the run's
+        # D alone during its warm-up, then G and D alternate: each schedule maps its player's steps onto the run's
         self.optimizer = build_optimizer(self.g_params, config.optim, lr=ac.generator_lr)
-        self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim, every=2, offset=0)
+        self.scheduler = build_scheduler(self.optimizer, config.steps, config.optim, self.generator_run_step)
         self.d_optimizer = build_optimizer(self._discriminator_groups(), config.optim)
-        self.d_scheduler = build_scheduler(self.d_optimizer, config.steps, config.optim, every=2, offset=1)
+        self.d_scheduler = build_scheduler(self.d_optimizer, config.steps, config.optim, self.discriminator_run_step)
         self.ema = EMA(model, config.ema_decay, config.ema_warmup_power) if config.ema_decay > 0 else None
         keys = ["loss", "g_grad_norm", "lr", "d_loss", "d_relativistic", "d_real_minus_fake", "d_contrastive",
                 "d_contrastive_used", "d_grad_norm"] + [k for k in ("r1", "r2") if getattr(ac, f"{k}_weight") > 0]
         self.metrics = dict.fromkeys(keys, float("nan"))
+
+    # -- whose turn: the first `arc.discriminator_warmup` run steps are D's alone, then G and D alternate ----------
+
+    def generator_turn(self, step: int) -> bool:
+        warmup = self.config.arc.discriminator_warmup
+        return step >= warmup and (step - warmup) % 2 == 0
+
+    def generator_run_step(self, k: int) -> int:
+        """The run step of G's k-th optimizer step."""
+        return self.config.arc.discriminator_warmup + 2 * k
+
+    def discriminator_run_step(self, k: int) -> int:
+        """The run step of D's k-th optimizer step."""
+        warmup = self.config.arc.discriminator_warmup
+        return k if k < warmup else warmup + 2 * (k - warmup) + 1
 
     def _discriminator_groups(self) -> list[dict]:
         """D's AdamW groups: the trunk at `arc.discriminator_lr`, the head at `arc.discriminator_head_lr` when set
@@ -149,12 +165,13 @@ class ARCStage:
         return x0, cond, g_cond, x_t, t, s, noise
 
     def train_step(self, batch: dict[str, Any], step: int, generator: torch.Generator) -> dict[str, float]:
-        """Even steps update G, odd steps D. Returns the latest metrics of both players (NaN before D's first
-        step), always with the same keys, so logs at any step and averages across processes line up."""
+        """D's warm-up steps, then alternately G and D (`generator_turn`). Returns the latest metrics of both
+        players (NaN before each one's first step), always with the same keys, so logs at any step and averages
+        across processes line up."""
         if self.config.arc.recaption:
             captions, named = recaptioned(batch, generator, self.config.arc.short_caption_share, named=True)
             batch = {**batch, "caption": captions, "named_attributes": named}
-        if step % 2 == 0:
+        if self.generator_turn(step):
             self.metrics.update(self._generator_step(batch, generator))
         else:
             self.metrics.update(self._discriminator_step(batch, generator))
@@ -325,12 +342,14 @@ class ARCStage:
         name some attribute clip i does not have ("on the left" for a clip on the right, "A4" for noise), never one
         that merely names fewer attributes ("a sine note" is true of a left-panned sine at A4, and D must not learn
         to score it low); an item without such a caption in the batch is paired with its own prompt, which gives
-        its contrastive term no gradient."""
+        its contrastive term no gradient. "within_kind": among those, only prompts that contradict the clip inside
+        its kind (`conflicting_prompts(within_kind=True)`)."""
         captions, shuffle = batch["caption"], self.config.arc.contrastive_shuffle
         if shuffle == "roll":
             return torch.arange(len(captions)).roll(-1) if len(captions) > 1 else None
-        if shuffle == "conflicting":
-            return conflicting_prompts(batch["attributes"], batch["named_attributes"], generator)
+        if shuffle in ("conflicting", "within_kind"):
+            return conflicting_prompts(batch["attributes"], batch["named_attributes"], generator,
+                                       within_kind=shuffle == "within_kind")
         try:
             return prompt_derangement(captions, generator)
         except ValueError:

@@ -88,8 +88,10 @@ class ARCTrainConfig:
     # "conflicting" (recaptioned procedural batches): a prompt that contradicts the clip
     # (arc_losses.conflicting_prompts), not merely another caption, which with short captions is often true of it;
     # "edited" (recaptioned procedural batches): the clip's own caption with one named attribute moved to another
-    # class (captions.contradicting_caption), a minimal pair that D can only tell apart by reading that attribute
-    contrastive_shuffle: Literal["derangement", "roll", "conflicting", "edited"] = "derangement"
+    # class (captions.contradicting_caption), a minimal pair that D can only tell apart by reading that attribute;
+    # "within_kind": a conflicting prompt that contradicts the clip inside its kind (no other kind named, no attribute
+    # the clip lacks), so that D cannot reject wrong prompts by their kind alone
+    contrastive_shuffle: Literal["derangement", "roll", "conflicting", "edited", "within_kind"] = "derangement"
     r1_weight: float = 0.0  # finite-difference gradient penalty on real (R1) and generated (R2) inputs of D
     r2_weight: float = 0.0
     penalty_sigma: float = 0.05
@@ -105,6 +107,9 @@ class ARCTrainConfig:
     # until it does G is trained against a D that tells neither real from generated nor a prompt from another
     discriminator_head_lr: float | None = None
     discriminator_grad_clip: float = 1.0
+    # run steps at the start that train D alone (G and its EMA untouched) before G and D alternate: G's first steps
+    # then meet a D that has learned something rather than a fresh head's noise
+    discriminator_warmup: int = 0
 
 
 @dataclass
@@ -174,7 +179,10 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"arc.depth_fraction must be in (0, 1], got {self.arc.depth_fraction}")
         if not 0 <= self.flow.cfg_dropout <= 1:
             raise ValueError(f"flow.cfg_dropout must be in [0, 1], got {self.flow.cfg_dropout}")
-        if self.arc.contrastive_shuffle in ("conflicting", "edited") and not self.arc.recaption:
+        if self.stage == "arc" and not 0 <= self.arc.discriminator_warmup < self.steps:
+            raise ValueError(f"arc.discriminator_warmup must be in [0, steps) = [0, {self.steps}) so that the "
+                             f"generator trains at all, got {self.arc.discriminator_warmup}")
+        if self.arc.contrastive_shuffle in ("conflicting", "edited", "within_kind") and not self.arc.recaption:
             raise ValueError(f"arc.contrastive_shuffle={self.arc.contrastive_shuffle!r} works from the attributes each "
                              "caption names, which only recaptioned procedural batches have; set arc.recaption=true")
         for stage in ("flow", "arc"):

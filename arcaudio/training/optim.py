@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -37,10 +37,11 @@ def lr_factor(step: int, total: int, config: OptimConfig) -> float:
     return 1.0
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total: int, config: OptimConfig, every: int = 1,
-                    offset: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
-    """The schedule of `config` over a run of `total` steps, for an optimizer that steps at run steps
-    offset, offset + every, offset + 2 every, ... (ARC's players alternate: every = 2, offsets 0 and 1). Its k-th
-    own step gets lr_factor(offset + every k): warm-up and decay follow the run's steps, so each player's schedule
-    ends where the run ends, whatever share of the steps it takes."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(offset + every * k, total, config))
+def build_scheduler(optimizer: torch.optim.Optimizer, total: int, config: OptimConfig,
+                    run_step: Callable[[int], int] | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule of `config` over a run of `total` steps, for an optimizer whose k-th own step is taken at run
+    step `run_step(k)` (default: every run step; ARC's players alternate, so each takes every other one). Its k-th
+    step gets lr_factor(run_step(k)): warm-up and decay follow the run's steps, so each player's schedule ends where
+    the run ends, whatever share of the steps it takes."""
+    at = run_step or (lambda k: k)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(at(k), total, config))
