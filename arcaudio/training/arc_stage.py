@@ -261,7 +261,8 @@ class ARCStage:
         """The model FLOPs of one run step on `batch`, the mean of a generator and a discriminator step (they
         alternate; throughput.py): each player's losses as its step computes them and their backward to its
         weights, counted on a side computation (own draws, gradients thrown away, no state touched): backward
-        passes, as FlowStage.step_flops, through the players without DDP's wrappers (no all-reduce)."""
+        passes, as FlowStage.step_flops, through the players without DDP's wrappers (no all-reduce). During
+        `arc.discriminator_warmup` only D steps run, so the logged TFLOP/s there use this mean, not D's own count."""
         ac, generator = self.config.arc, torch.Generator().manual_seed(0)
         g, d = (getattr(m, "module", m) for m in (self.generator, self.d_module))
 
