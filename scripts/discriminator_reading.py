@@ -23,22 +23,20 @@ import torch  # noqa: E402
 from arcaudio.data.latents import LatentDataset  # noqa: E402
 from arcaudio.eval.discriminator_reading import discriminator_reading, minimal_pairs  # noqa: E402
 from arcaudio.loading import load  # noqa: E402
-from arcaudio.models.arc_discriminator import ARCDiscriminator, default_exit_layer  # noqa: E402
+from arcaudio.models.arc_discriminator import ARCDiscriminator, resolve_exit_layer  # noqa: E402
+from arcaudio.training.config import TrainConfig  # noqa: E402
 
 
 def run_discriminator(run: Path) -> tuple[object, ARCDiscriminator]:
     """(the flow the run post-trained, whose frozen conditioners both players use; the run's discriminator)."""
-    config = json.loads((run / "config.json").read_text())["train"]
-    if config["stage"] != "arc":
-        raise ValueError(f"{run} is a {config['stage']!r} run; an ARC run has a discriminator")
-    model = load(config["model"])
-    arc = config["arc"]
-    depth = model.config.dit.depth
-    exit_layer = arc["exit_layer"]
-    if exit_layer is None:
-        exit_layer = default_exit_layer(depth, arc["depth_fraction"])
-    d = ARCDiscriminator(model.config.dit, exit_layer, arc["soft_clip_scale"])
-    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["stage"]["discriminator"]
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["train"])
+    if config.stage != "arc":
+        raise ValueError(f"{run} is a {config.stage!r} run; an ARC run has a discriminator")
+    model = load(config.model)
+    ac = config.arc
+    d = ARCDiscriminator(model.config.dit, resolve_exit_layer(model.config.dit.depth, ac.exit_layer, ac.depth_fraction),
+                         ac.soft_clip_scale)
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["stage"]["discriminator"]
     d.load_state_dict(state)
     return model, d.eval()
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from arc_helpers import arc_batch, small_arc_stage
 
-from arcaudio.models.arc_discriminator import ConvHead, default_exit_layer, head_patches
+from arcaudio.models.arc_discriminator import ConvHead, default_exit_layer, head_patches, resolve_exit_layer
 from arcaudio.models.text_to_audio import Conditioning
 from arcaudio.training.arc_losses import (
     contrastive_loss,
@@ -91,6 +91,8 @@ def test_permuted_conditioning_moves_prompts_only():
 def test_discriminator_geometry():
     assert default_exit_layer(16) == 11  # SAO-small: 12 of 16 blocks
     assert default_exit_layer(4) == 2
+    assert resolve_exit_layer(16, None) == 11 and resolve_exit_layer(16, 5) == 5
+    assert resolve_exit_layer(16, None, 0.5) == 7
     assert head_patches(257) == 13 and head_patches(65) == 1
     head = ConvHead(64)
     assert head(torch.randn(2, 64, 257)).shape == (2, 1, 13)

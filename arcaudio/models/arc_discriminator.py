@@ -27,6 +27,11 @@ def default_exit_layer(depth: int, fraction: float = 0.75) -> int:
     return max(1, round(fraction * depth)) - 1
 
 
+def resolve_exit_layer(depth: int, exit_layer: int | None, fraction: float = 0.75) -> int:
+    """`exit_layer` when given, else `default_exit_layer(depth, fraction)` (the ARC config's two ways to say it)."""
+    return exit_layer if exit_layer is not None else default_exit_layer(depth, fraction)
+
+
 def head_patches(tokens: int, downsamples: int = 4) -> int:
     """Number of patch scores the conv head makes from `tokens` positions."""
     n = tokens

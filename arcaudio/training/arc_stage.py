@@ -29,7 +29,7 @@ from torch import nn
 
 from ..checkpoint import save_model, save_sao
 from ..flow import add_noise, sample_t
-from ..models.arc_discriminator import ARCDiscriminator, default_exit_layer
+from ..models.arc_discriminator import ARCDiscriminator, resolve_exit_layer
 from ..models.text_to_audio import Conditioning, TextToAudioModel
 from .accumulation import gradient_sync, micro_batches
 from .arc_losses import (
@@ -78,7 +78,7 @@ class ARCStage:
         self.model, self.config, self.info = model, config, info
         ac = config.arc
         depth = model.config.dit.depth
-        self.exit_layer = ac.exit_layer if ac.exit_layer is not None else default_exit_layer(depth, ac.depth_fraction)
+        self.exit_layer = resolve_exit_layer(depth, ac.exit_layer, ac.depth_fraction)
         fsdp = config.strategy == "fsdp" and info.enabled
         model.train()
         model.requires_grad_(False)
