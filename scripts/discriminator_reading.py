@@ -6,6 +6,8 @@
 RUN: an `arcaudio arc` run folder (config.json + checkpoint.pt: the discriminator is read from the checkpoint);
 LATENTS: the procedural set's latents (`arcaudio encode` of an `arcaudio synth` manifest), e.g. the run's --data.
 Prints, per run and re-noise level, the share of minimal caption pairs (one attribute moved) that D orders right.
+`--head contrastive` reads a run's second head instead (`arc.contrastive_head=separate`); by default the head the
+generator is trained against.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def run_discriminator(run: Path) -> tuple[object, ARCDiscriminator]:
     model = load(config.model)
     ac = config.arc
     d = ARCDiscriminator(model.config.dit, resolve_exit_layer(model.config.dit.depth, ac.exit_layer, ac.depth_fraction),
-                         ac.soft_clip_scale)
+                         ac.soft_clip_scale, contrastive_head=ac.contrastive and ac.contrastive_head == "separate")
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["stage"]["discriminator"]
     d.load_state_dict(state)
     return model, d.eval()
@@ -48,6 +50,8 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=192)
     p.add_argument("--levels", type=float, nargs="+", default=[0.2, 0.5, 0.8])
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--head", choices=["main", "contrastive"], default="main",
+                   help="which head's scores to read (contrastive: runs with arc.contrastive_head=separate)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -61,7 +65,16 @@ def main() -> None:
     report = {}
     for run in args.runs:
         model, d = run_discriminator(run)
-        reading = discriminator_reading(d, model.condition, latents, seconds, pairs, args.levels, seed=args.seed)
+        if args.head == "contrastive":
+            if d.contrastive_head is None:
+                raise SystemExit(f"{run}: its discriminator has one head (arc.contrastive_head=shared); "
+                                 "use --head main")
+            def scorer(x, s, cond, d=d):
+                return d(x, s, cond, both_heads=True)[1]
+        else:
+            scorer = d
+        reading = discriminator_reading(scorer, model.condition, latents, seconds, pairs, args.levels,
+                                        seed=args.seed)
         report[str(run)] = reading
         print(run)
         for level, by in reading.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arcaudio.eval.adherence import _report, adherence_prompts, evaluate_adherence, score_prompt
+from arcaudio.eval.adherence import adherence_prompts, evaluate_adherence, read_prompt, summarise
 from arcaudio.export.onnx_export import export_onnx
 from arcaudio.export.runner import OnnxRunner
 from arcaudio.loading import load
@@ -41,9 +41,9 @@ def main() -> None:
     for name, int8 in (("onnx_fp32", False), ("onnx_int8", True)):
         runner = OnnxRunner(args.out, int8=int8)
         t0 = time.perf_counter()
-        scored = [(q.attributes, score_prompt(runner.generate(q.caption, seed=i), runner.sample_rate, q))
+        scored = [(q.attributes, read_prompt(runner.generate(q.caption, seed=i), runner.sample_rate, q))
                   for i, q in enumerate(prompts)]
-        report[name] = _report(scored, 0.0).mean_accuracy
+        report[name] = summarise(scored, 0.0).mean_accuracy
         report[f"{name}_s_per_clip"] = (time.perf_counter() - t0) / len(prompts)
     a, b = OnnxRunner(args.out), OnnxRunner(args.out, int8=True)
     m = a.manifest

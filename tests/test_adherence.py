@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from arcaudio.cli import main
-from arcaudio.eval.adherence import AdherencePrompt, _report, adherence_prompts, evaluate_adherence, score_prompt
-from arcaudio.procedural.probes import score
+from arcaudio.eval.adherence import (
+    AdherencePrompt,
+    adherence_prompts,
+    combine,
+    evaluate_adherence,
+    score_prompt,
+    summarise,
+)
+from arcaudio.procedural.probes import probe_all, score
 from arcaudio.procedural.synth import allowed_values, make_clip, probed_attributes, render
 
 
@@ -18,8 +25,8 @@ def test_prompts_are_deterministic_and_styled():
 
 def test_report_counts_chance_and_accuracy():
     clips = [make_clip(5, i) for i in range(12)]
-    scored = [(attrs, score(audio, 44100, attrs)) for audio, attrs, _ in clips]  # clean audio: all correct
-    report = _report(scored, elapsed=1.2)
+    scored = [(attrs, probe_all(audio, 44100, probed_attributes(attrs))) for audio, attrs, _ in clips]  # all right
+    report = summarise(scored, elapsed=1.2)
     assert all(acc == 1.0 for acc in report.accuracy.values())
     assert report.counts["kind"] == 12 and report.counts["loudness"] == 12
     assert report.chance["kind"] == pytest.approx(0.2) and report.chance["pan"] == pytest.approx(1 / 3)
@@ -27,9 +34,37 @@ def test_report_counts_chance_and_accuracy():
     expected = np.mean([1 / len(allowed_values(k, "pitch")) for k in kinds])
     assert report.chance["pitch"] == pytest.approx(expected)
     assert report.seconds_per_clip == pytest.approx(0.1)
-    silent = [(attrs, score(np.zeros((2, 44100), np.float32), 44100, attrs)) for _, attrs, _ in clips]
-    assert _report(silent, 1.0).mean_accuracy < 0.6
+    silent = [(attrs, probe_all(np.zeros((2, 44100), np.float32), 44100, probed_attributes(attrs)))
+              for _, attrs, _ in clips]
+    assert summarise(silent, 1.0).mean_accuracy < 0.6
     assert "mean" in report.table().splitlines()[-1]
+
+
+def test_confusion_counts_what_was_read_against_what_was_asked_and_combine_weights_by_clips():
+    noise = {"kind": "noise", "colour": "pink", "pan": "left"}
+    read = [{"kind": "noise", "colour": "white", "pan": "left"}, {"kind": "noise", "colour": "white", "pan": "left"},
+            {"kind": "noise", "colour": "pink", "pan": "center"}]
+    tone = {"kind": "tone", "pitch": "A4", "colour": "brown"}  # colour asked of a clip scored without it
+    first = summarise([(noise, r) for r in read] + [(tone, {"kind": "noise", "pitch": "E3"})], elapsed=4.0)
+    assert first.confusion["colour"] == {"pink": {"white": 2, "pink": 1}}
+    assert first.confusion["kind"] == {"noise": {"noise": 3}, "tone": {"noise": 1}}
+    assert first.confusion["pitch"] == {"A4": {"E3": 1}}
+    assert first.accuracy == {"kind": 0.75, "colour": pytest.approx(1 / 3), "pan": pytest.approx(2 / 3),
+                              "pitch": 0.0}
+    table = first.confusion_table("colour").splitlines()
+    assert table[0].split()[-2:] == ["white", "pink"] and table[1].split() == ["pink", "2", "1"]
+    with pytest.raises(ValueError, match="no clips were scored on 'tempo'"):
+        first.confusion_table("tempo")
+
+    second = summarise([(noise, {"colour": "pink"})], elapsed=1.0)  # one clip, scored on colour only
+    both = combine([first, second])
+    assert both.counts == {"kind": 4, "colour": 4, "pan": 3, "pitch": 1}
+    assert both.accuracy["colour"] == pytest.approx(2 / 4) and both.accuracy["kind"] == 0.75
+    assert both.chance["colour"] == pytest.approx(1 / 3)
+    assert both.confusion["colour"] == {"pink": {"white": 2, "pink": 2}}
+    assert both.seconds_per_clip == pytest.approx(1.0) and len(both.per_clip) == 5
+    with pytest.raises(ValueError, match="at least one"):
+        combine([])
 
 
 def test_quality_report_on_a_tiny_random_model():
@@ -121,6 +156,20 @@ def test_cli_adherence_short_style(monkeypatch, capsys):
     names = [name for p in adherence_prompts(6, seed=3, style="short") for name in p.names]
     assert result["counts"] == {name: names.count(name) for name in result["counts"]} and sum(
         result["counts"].values()) == len(names)
+    assert sum(sum(row.values()) for row in result["confusion"]["kind"].values()) == result["counts"]["kind"]
+
+    seeds = []
+    monkeypatch.setattr(adherence, "generate", lambda model, captions, seconds, seed, **kw: seeds.append(seed) or
+                        [torch.zeros(2, 44100) for _ in captions])
+    assert main(["adherence", "tiny", "--n", "6", "--seed", "0", "1000", "--batch-size", "4",
+                 "--confusion", "kind"]) == 0
+    out = capsys.readouterr().out
+    assert seeds == [0, 4, 1000, 1004]  # each seed draws every batch again
+    assert "generation seed 0, 1000, batch size 4" in out and "kind: asked / read" in out
+    kind_rows = out.split("kind: asked / read")[1].strip().splitlines()
+    assert sum(int(x) for row in kind_rows for x in row.split()[1:]) == 12  # 6 prompts x 2 seeds
+    with pytest.raises(SystemExit, match="--confusion mood: not an attribute; choose from kind"):
+        main(["adherence", "tiny", "--confusion", "mood"])
 
 
 
@@ -162,3 +211,31 @@ def test_prompts_written_anywhere_are_scored_on_what_they_list(tmp_path, monkeyp
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=message):
             prompts_from_file(path)
+
+
+def test_paired_adherence_script_pairs_reports_by_training_seed(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def write(name, mean, colour, confusion):
+        report = summarise([({"kind": "noise", "colour": "pink"}, {"kind": "noise", "colour": c}) for c in confusion],
+                           1.0).to_dict()
+        report.update(mean_accuracy=mean, accuracy={"kind": 1.0, "colour": colour})
+        (tmp_path / name).write_text(json.dumps(report))
+        return str(tmp_path / name)
+
+    arm = [write("a0", 0.60, 0.5, ["white", "pink"]), write("a1", 0.62, 0.4, ["white", "white"])]
+    base = [write("b0", 0.65, 0.9, ["pink", "pink"]), write("b1", 0.66, 0.8, ["pink", "white"])]
+    script = Path(__file__).resolve().parents[1] / "scripts" / "paired_adherence.py"
+    run = subprocess.run([sys.executable, str(script), "--arm", *arm, "--base", *base, "--confusion", "colour",
+                          "--json"], capture_output=True, text=True, check=True)
+    result = json.loads(run.stdout)
+    assert result["differences"] == pytest.approx([-0.05, -0.04])
+    assert result["difference"] == pytest.approx(-0.045) and result["standard_error"] == pytest.approx(0.005)
+    assert result["per_attribute"] == pytest.approx({"kind": 0.0, "colour": -0.4})
+    assert result["confusion"]["colour"]["arm"] == {"pink": {"white": 3, "pink": 1}}
+    bad = subprocess.run([sys.executable, str(script), "--arm", *arm, "--base", base[0]], capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and "--arm has 2 reports and --base 1" in bad.stderr

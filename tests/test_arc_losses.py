@@ -71,8 +71,10 @@ class _Recorder:
 
     def _hook(self, name):
         def hook(module, args, kwargs, out):
+            kept = tuple(o.detach().float().clone() for o in out) if isinstance(out, tuple) else \
+                out.detach().float().clone()
             self.calls[name].append((tuple(a.detach().clone() if torch.is_tensor(a) else a for a in args), kwargs,
-                                     out.detach().float().clone()))
+                                     kept))
         return hook
 
     def remove(self) -> None:
@@ -107,6 +109,35 @@ def test_discriminator_step_reports_the_literal_relativistic_and_contrastive_los
                                                                                  swapped)
     assert metrics["d_loss"] == pytest.approx(_d_literal(real, fake) + want, rel=1e-5)
     assert metrics["d_real_minus_fake"] == pytest.approx(float((real - fake).mean()), rel=1e-5, abs=1e-7)
+
+
+def test_a_separate_contrastive_head_scores_only_the_contrastive_term():
+    stage = _stage("arc.contrastive_head='separate'")
+    d = stage.discriminator
+    assert d.contrastive_head is not None
+    record = _Recorder(stage)
+    before = {name: p.detach().clone() for name, p in d.named_parameters()}
+    metrics = stage.train_step(_batch(), 0, torch.Generator().manual_seed(0))  # G step: the main head alone
+    ((_, kwargs, out),) = record.calls["discriminator"]
+    assert torch.is_tensor(out) and not kwargs.get("both_heads")
+    real, fake = out.chunk(2)
+    assert metrics["loss"] == pytest.approx(_g_literal(real, fake), rel=1e-5, abs=1e-7)
+    assert all(torch.equal(p, before[name]) for name, p in d.named_parameters())
+
+    metrics = stage.train_step(_batch(), 1, torch.Generator().manual_seed(0))  # D step: both heads, one trunk pass
+    ((_, kwargs, (main, second)),) = record.calls["discriminator"][1:]
+    assert kwargs["both_heads"] is True
+    real, fake, _ = main.split(4)
+    matched, _, mismatched = second.split(4)
+    assert not torch.allclose(real, matched, atol=1e-3)  # two heads, two readings of the same features
+    assert metrics["d_relativistic"] == pytest.approx(_d_literal(real, fake), rel=1e-5, abs=1e-7)
+    want, swapped = _c_literal(matched, mismatched), _c_literal(real, main.split(4)[2])
+    assert metrics["d_contrastive"] == pytest.approx(want, rel=1e-5, abs=1e-7) and abs(want - swapped) > 1e-3
+    assert metrics["d_loss"] == pytest.approx(_d_literal(real, fake) + want, rel=1e-5)
+    for part in ("head.", "contrastive_head.", "trunk.transformer.layers.0."):
+        assert any(not torch.equal(p, before[name]) for name, p in d.named_parameters() if name.startswith(part))
+    with pytest.raises(ValueError, match="contrastive_head=True"):
+        _stage().discriminator(main[:1], torch.ones(1), None, both_heads=True)
 
 
 def test_one_generator_step_lowers_the_generator_loss_on_the_same_draws():

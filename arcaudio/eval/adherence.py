@@ -14,7 +14,7 @@ import torch
 
 from ..generation import generate
 from ..models.text_to_audio import TextToAudioModel
-from ..procedural.probes import probe_all, score
+from ..procedural.probes import probe_all
 from ..procedural.synth import (
     ATTRIBUTE_VALUES,
     CAPTION_STYLES,
@@ -108,10 +108,15 @@ def _classes(attributes: dict, name: str) -> list:
     return allowed_values(attributes["kind"], name) if "kind" in attributes else ATTRIBUTE_VALUES[name]
 
 
+def read_prompt(audio, sample_rate: float, prompt: AdherencePrompt) -> dict[str, object]:
+    """The class the probes read from `audio` for each attribute the prompt names."""
+    return probe_all(audio, sample_rate, prompt.names)
+
+
 def score_prompt(audio, sample_rate: float, prompt: AdherencePrompt) -> dict[str, bool]:
     """For each attribute the prompt names, whether the probe reads the prompt's class from `audio` (with every
     probed attribute named, the same as `probes.score`)."""
-    found = probe_all(audio, sample_rate, prompt.names)
+    found = read_prompt(audio, sample_rate, prompt)
     return {name: found[name] == prompt.attributes[name] for name in prompt.names}
 
 
@@ -122,6 +127,8 @@ class AdherenceReport:
     counts: dict[str, int]  # attribute -> clips scored on it
     seconds_per_clip: float
     per_clip: list[dict[str, bool]] = field(default_factory=list)
+    # attribute -> class the prompt asked for -> class the probe read -> clips (keys are str, as in JSON)
+    confusion: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     @property
     def mean_accuracy(self) -> float:
@@ -138,20 +145,78 @@ class AdherenceReport:
         lines.append(f"{'mean':<12}{self.mean_accuracy:>10.3f}{self.mean_chance:>9.3f}")
         return "\n".join(lines)
 
+    def confusion_table(self, name: str) -> str:
+        """Rows: the class prompts asked for; columns: the class the probe read; cells: clips."""
+        if name not in self.confusion:
+            raise ValueError(f"no clips were scored on {name!r}; scored attributes: {list(self.confusion)}")
+        rows = self.confusion[name]
+        read = sorted({c for row in rows.values() for c in row}, key=_class_order(name))
+        width = max(7, *(len(c) + 1 for c in read))
+        corner = f"{name}: asked / read"
+        lines = [f"{corner:<22}" + "".join(f"{c:>{width}}" for c in read)]
+        for asked in sorted(rows, key=_class_order(name)):
+            lines.append(f"{asked:<22}" + "".join(f"{rows[asked].get(c, 0):>{width}d}" for c in read))
+        return "\n".join(lines)
 
-def _report(scored: list[tuple[dict, dict[str, bool]]], elapsed: float) -> AdherenceReport:
-    """Aggregate (reference attributes, probe agreement) pairs into per-attribute accuracy and chance."""
+    def to_dict(self) -> dict[str, object]:
+        """The report as JSON-ready figures (no per-clip results)."""
+        return {"accuracy": self.accuracy, "chance": self.chance, "counts": self.counts,
+                "mean_accuracy": self.mean_accuracy, "mean_chance": self.mean_chance,
+                "seconds_per_clip": self.seconds_per_clip, "confusion": self.confusion}
+
+
+def _class_order(name: str):
+    """Sort key: an attribute's classes in `ATTRIBUTE_VALUES` order, anything else after them."""
+    order = {str(v): i for i, v in enumerate(ATTRIBUTE_VALUES.get(name, []))}
+    return lambda c: (order.get(c, len(order)), c)
+
+
+def summarise(scored: list[tuple[dict, dict[str, object]]], elapsed: float) -> AdherenceReport:
+    """Aggregate (reference attributes, classes the probes read) pairs into per-attribute accuracy, chance and
+    confusion. Each clip counts for the attributes its read dict names."""
     hits: dict[str, list[bool]] = defaultdict(list)
     chances: dict[str, list[float]] = defaultdict(list)
-    for attributes, result in scored:
+    confusion: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    per_clip = []
+    for attributes, read in scored:
+        result = {name: found == attributes[name] for name, found in read.items()}
         for name, ok in result.items():
             hits[name].append(ok)
             chances[name].append(1.0 / len(_classes(attributes, name)))
+            confusion[name][str(attributes[name])][str(read[name])] += 1
+        per_clip.append(result)
     names = sorted(hits, key=lambda k: (k != "kind", k))
     return AdherenceReport(accuracy={k: float(np.mean(hits[k])) for k in names},
                            chance={k: float(np.mean(chances[k])) for k in names},
                            counts={k: len(hits[k]) for k in names},
-                           seconds_per_clip=elapsed / max(len(scored), 1), per_clip=[r for _, r in scored])
+                           seconds_per_clip=elapsed / max(len(scored), 1), per_clip=per_clip,
+                           confusion={k: {a: dict(r) for a, r in confusion[k].items()} for k in names})
+
+
+def combine(reports: list[AdherenceReport]) -> AdherenceReport:
+    """One report over the clips of several (e.g. the same prompts at several generation seeds): accuracy and
+    chance weighted by clip counts, confusion summed, time per clip over all clips."""
+    if not reports:
+        raise ValueError("combine needs at least one report")
+    names = list(dict.fromkeys(k for r in reports for k in r.accuracy))
+    counts = {k: sum(r.counts.get(k, 0) for r in reports) for k in names}
+
+    def weighted(field_name: str) -> dict[str, float]:
+        return {k: sum(getattr(r, field_name).get(k, 0.0) * r.counts.get(k, 0) for r in reports) / counts[k]
+                for k in names}
+
+    confusion: dict[str, dict[str, dict[str, int]]] = {}
+    for r in reports:
+        for k, rows in r.confusion.items():
+            for asked, row in rows.items():
+                for found, n in row.items():
+                    cell = confusion.setdefault(k, {}).setdefault(asked, {})
+                    cell[found] = cell.get(found, 0) + n
+    clips = sum(len(r.per_clip) for r in reports)
+    elapsed = sum(r.seconds_per_clip * len(r.per_clip) for r in reports)
+    return AdherenceReport(accuracy=weighted("accuracy"), chance=weighted("chance"), counts=counts,
+                           seconds_per_clip=elapsed / max(clips, 1),
+                           per_clip=[c for r in reports for c in r.per_clip], confusion=confusion)
 
 
 @torch.no_grad()
@@ -169,8 +234,8 @@ def evaluate_adherence(model: TextToAudioModel, prompts: list[AdherencePrompt], 
         clips = generate(model, [p.caption for p in chunk], seconds=chunk[0].seconds, steps=steps, sampler=sampler,
                          cfg_scale=cfg_scale, seed=seed + start)
         for prompt, clip in zip(chunk, clips):
-            scored.append((prompt.attributes, score_prompt(clip.cpu().numpy(), model.config.sample_rate, prompt)))
-    return _report(scored, time.perf_counter() - t0)
+            scored.append((prompt.attributes, read_prompt(clip.cpu().numpy(), model.config.sample_rate, prompt)))
+    return summarise(scored, time.perf_counter() - t0)
 
 
 @torch.no_grad()
@@ -189,6 +254,6 @@ def evaluate_reconstruction(model: TextToAudioModel, n: int, seed: int = 4321, b
         decoded = model.autoencoder.decode(model.autoencoder.encode(audio.to(model.device), sample=False))
         decoded = decoded.float().cpu()
         for row, (clip, attributes, _) in enumerate(items):
-            scored.append((attributes, score(decoded[row, :, : clip.shape[-1]].numpy(), config.sample_rate,
-                                             attributes)))
-    return _report(scored, time.perf_counter() - t0)
+            scored.append((attributes, probe_all(decoded[row, :, : clip.shape[-1]].numpy(), config.sample_rate,
+                                                 probed_attributes(attributes))))
+    return summarise(scored, time.perf_counter() - t0)

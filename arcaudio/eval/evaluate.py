@@ -265,12 +265,12 @@ def score(spec: ModelSpec, objective: str, prompts: list[EvalPrompt], clips: lis
         _score_embedder(with_noise, clip_rows, embedder, prompts, clips, sample_rate, per_prompt,
                         references[embedder.name], k)
     if all(p.attributes is not None for p in prompts):  # as `arcaudio adherence`: the mean over attributes
-        from .adherence import AdherencePrompt, _report, score_prompt
+        from .adherence import AdherencePrompt, read_prompt, summarise
 
-        scored = [[(p.attributes, score_prompt(clips[i * per_prompt + j], sample_rate,
-                                               AdherencePrompt(p.caption, p.attributes, 0.0, p.names)))
+        scored = [[(p.attributes, read_prompt(clips[i * per_prompt + j], sample_rate,
+                                              AdherencePrompt(p.caption, p.attributes, 0.0, p.names)))
                    for j in range(per_prompt)] for i, p in enumerate(prompts)]
-        with_noise("adherence", lambda idx: _report([pair for i in idx for pair in scored[i]], 0.0).mean_accuracy)
+        with_noise("adherence", lambda idx: summarise([pair for i in idx for pair in scored[i]], 0.0).mean_accuracy)
     return result
 
 

@@ -22,7 +22,7 @@ import torch
 from ..generation import DEFAULTS, generate
 from ..models.text_to_audio import TextToAudioModel
 from ..procedural.synth import make_clip
-from .adherence import AdherenceReport, _report, adherence_prompts, score_prompt
+from .adherence import AdherenceReport, adherence_prompts, read_prompt, summarise
 from .distribution import conditional_diversity, frechet_distance, standardiser
 from .embedders.stats import embed_clips
 
@@ -50,8 +50,7 @@ class QualityReport:
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
-        d["adherence"] = {"accuracy": self.adherence.accuracy, "chance": self.adherence.chance,
-                          "counts": self.adherence.counts}
+        d["adherence"] = self.adherence.to_dict()
         return d
 
 
@@ -86,7 +85,7 @@ def evaluate_quality(model: TextToAudioModel, name: str = "model", n_prompts: in
                          sampler=sampler, cfg_scale=cfg_scale, seed=seed + i)
         clips = [c.float().cpu().numpy() for c in clips]
         elapsed += time.perf_counter() - t0
-        scored += [(prompt.attributes, score_prompt(c, config.sample_rate, prompt)) for c in clips]
+        scored += [(prompt.attributes, read_prompt(c, config.sample_rate, prompt)) for c in clips]
         embeddings.append(embed_clips(clips, config.sample_rate))
     z = standardiser(reference)
     generated = np.concatenate(embeddings)
@@ -94,13 +93,13 @@ def evaluate_quality(model: TextToAudioModel, name: str = "model", n_prompts: in
     n = len(generated)
     return QualityReport(name=name, sampler=sampler or default_sampler, steps=steps or default_steps,
                          cfg_scale=default_cfg if cfg_scale is None else cfg_scale,
-                         adherence=_report(scored, elapsed), frechet=frechet_distance(z(generated), z(reference)),
+                         adherence=summarise(scored, elapsed), frechet=frechet_distance(z(generated), z(reference)),
                          diversity=conditional_diversity([z(e) for e in embeddings]), seconds_per_clip=elapsed / n,
                          clips=n, noise=bootstrap_noise(scored, [z(e) for e in embeddings], z(reference),
                                                         per_prompt, seed=seed))
 
 
-def bootstrap_noise(scored: list[tuple[dict, dict[str, bool]]], groups: list[np.ndarray], reference: np.ndarray,
+def bootstrap_noise(scored: list[tuple[dict, dict[str, object]]], groups: list[np.ndarray], reference: np.ndarray,
                     per_prompt: int, resamples: int = 200, seed: int = 0) -> dict[str, float]:
     """Standard deviations of the mean adherence, the Frechet distance and the diversity over `resamples` bootstrap
     draws of the prompts (with replacement; a prompt brings all its `per_prompt` clips). `scored` holds the clips
@@ -111,7 +110,7 @@ def bootstrap_noise(scored: list[tuple[dict, dict[str, bool]]], groups: list[np.
     for _ in range(resamples):
         pick = rng.integers(0, n, n)
         chosen = [scored[i * per_prompt + j] for i in pick for j in range(per_prompt)]
-        figures["adherence"].append(_report(chosen, 0.0).mean_accuracy)
+        figures["adherence"].append(summarise(chosen, 0.0).mean_accuracy)
         figures["fd_stats"].append(frechet_distance(np.concatenate([groups[i] for i in pick]), reference))
         figures["diversity"].append(conditional_diversity([groups[i] for i in pick]))
     return {k: float(np.std(v, ddof=1)) for k, v in figures.items()}

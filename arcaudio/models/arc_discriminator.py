@@ -6,6 +6,10 @@ Trunk: a full DiffusionTransformer (so its state dict is the pre-trained flow's,
 4 x [Conv1d(D, D, 4, stride 2, padding 1) -> GroupNorm(32) -> SiLU] -> Conv1d(D, 1, 4), optionally soft-clipped
 as `scale * tanh(x / scale)`. For T + 1 tokens (the prepended global token included, as the reference) the head
 returns (B, 1, P) patch scores, P = floor((T + 1) / 16) - 3 (257 tokens -> 13).
+
+With `contrastive_head=True` a second head of the same shape reads the same trunk features for the contrastive
+term only (not the paper's method, where one head serves both terms): the trunk still learns to read prompts,
+but the scores the generator climbs come from a head trained on real-versus-generated pairs alone.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ class ConvHead(nn.Module):
 class ARCDiscriminator(nn.Module):
     """D(x_s, s, c): trunk = DiT blocks 0..exit_layer, head = ConvHead. Scores (B, 1, P); higher = more real."""
 
-    def __init__(self, config: DiTConfig, exit_layer: int, soft_clip_scale: float | None = None):
+    def __init__(self, config: DiTConfig, exit_layer: int, soft_clip_scale: float | None = None,
+                 contrastive_head: bool = False):
         super().__init__()
         if not 0 <= exit_layer < config.depth:
             raise ValueError(f"discriminator exit_layer {exit_layer} must be in [0, {config.depth - 1}] for a DiT of "
@@ -72,15 +77,24 @@ class ARCDiscriminator(nn.Module):
         self.trunk = DiffusionTransformer(config)
         self.exit_layer = exit_layer
         self.head = ConvHead(config.embed_dim, soft_clip_scale=soft_clip_scale)
+        self.contrastive_head = ConvHead(config.embed_dim, soft_clip_scale=soft_clip_scale) if contrastive_head \
+            else None
         self.trunk.transformer.layers[exit_layer + 1:].requires_grad_(False)  # never run: no gradient to give
         self.trunk.transformer.project_out.requires_grad_(False)
         self.trunk.postprocess_conv.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor, cond: Conditioning) -> torch.Tensor:
-        """x (B, C, T) latents re-noised to level s (B,) -> patch scores (B, 1, P)."""
+    def forward(self, x: torch.Tensor, s: torch.Tensor, cond: Conditioning, both_heads: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """x (B, C, T) latents re-noised to level s (B,) -> patch scores (B, 1, P); with `both_heads` (a model built
+        with `contrastive_head`) the pair (head's scores, contrastive head's scores), each (B, 1, P)."""
+        if both_heads and self.contrastive_head is None:
+            raise ValueError("both_heads needs a discriminator built with contrastive_head=True")
         tokens = x.shape[-1] + 1
         if head_patches(tokens) < 1:
             raise ValueError(f"the discriminator head makes no patch score from {x.shape[-1]} latent frames; it needs "
                              "at least 63")
         h = self.trunk(x, s, cond.cross_attn_cond, cond.global_cond, exit_layer=self.exit_layer)  # (B, T + 1, D)
-        return self.head(h.transpose(1, 2).to(self.head.layers[0].weight.dtype))
+        h = h.transpose(1, 2).to(self.head.layers[0].weight.dtype)  # (B, D, T + 1)
+        if both_heads:
+            return self.head(h), self.contrastive_head(h)
+        return self.head(h)

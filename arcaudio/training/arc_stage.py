@@ -86,7 +86,8 @@ class ARCStage:
         model.dit.grad_checkpointing = config.grad_checkpointing
         with torch.random.fork_rng(devices=[]):  # the head's init depends on the seed only
             torch.manual_seed(config.seed + 1)
-            self.discriminator = ARCDiscriminator(model.config.dit, self.exit_layer, ac.soft_clip_scale)
+            self.discriminator = ARCDiscriminator(model.config.dit, self.exit_layer, ac.soft_clip_scale,
+                                                  contrastive_head=ac.contrastive and ac.contrastive_head == "separate")
         self.discriminator.trunk.load_state_dict(model.dit.state_dict())  # the pre-trained flow's weights
         self.discriminator.train()
         self.discriminator.trunk.grad_checkpointing = config.grad_checkpointing
@@ -95,7 +96,8 @@ class ARCStage:
             self.export_model = whole_copy(model, info)
             self.generator = shard_model(Denoiser(model), info, model.dit.transformer.layers)
             trunk_blocks = self.discriminator.trunk.transformer.layers[:self.exit_layer + 1]
-            self.d_module = shard_model(self.discriminator, info, [*trunk_blocks, self.discriminator.head])
+            heads = [h for h in (self.discriminator.head, self.discriminator.contrastive_head) if h is not None]
+            self.d_module = shard_model(self.discriminator, info, [*trunk_blocks, *heads])
             model.to(info.device)
             self.discriminator.to(info.device)
             for name, player in (("generator", model.dit), ("discriminator", self.discriminator)):
@@ -135,12 +137,14 @@ class ARCStage:
         return k if k < warmup else warmup + 2 * (k - warmup) + 1
 
     def _discriminator_groups(self) -> list[dict]:
-        """D's AdamW groups: the trunk at `arc.discriminator_lr`, the head at `arc.discriminator_head_lr` when set
-        (one rate for all otherwise, the reference's setting)."""
+        """D's AdamW groups: the trunk at `arc.discriminator_lr`, the head (both heads with
+        `arc.contrastive_head="separate"`) at `arc.discriminator_head_lr` when set (one rate for all otherwise, the
+        reference's setting)."""
         ac = self.config.arc
         if ac.discriminator_head_lr is None:
             return decay_groups(self.d_params, lr=ac.discriminator_lr)
-        head = {id(p) for p in self.discriminator.head.parameters()}
+        d = self.discriminator
+        head = {id(p) for h in (d.head, d.contrastive_head) if h is not None for p in h.parameters()}
         return (decay_groups([p for p in self.d_params if id(p) not in head], lr=ac.discriminator_lr)
                 + decay_groups([p for p in self.d_params if id(p) in head], lr=ac.discriminator_head_lr))
 
@@ -205,8 +209,15 @@ class ARCStage:
             if name in probes:
                 xs.append(x + ac.penalty_sigma * probes[name])
                 conds.append(cond)
-        scores = d(torch.cat(xs), s.repeat(len(xs)), Conditioning.cat(conds))
-        return self._discriminator_loss(scores.float().split(real_s.shape[0]), wrong is not None)
+        b = real_s.shape[0]
+        if ac.contrastive and ac.contrastive_head == "separate":  # L_C on the second head: [real, wrong] rows of it
+            scores, second = d(torch.cat(xs), s.repeat(len(xs)), Conditioning.cat(conds), both_heads=True)
+            second = second.float().split(b)
+            # without wrong prompts this step the second head still joins the graph (DDP expects every gradient)
+            contrastive = (second[0], second[2]) if wrong is not None else second[0].sum() * 0
+            return self._discriminator_loss(scores.float().split(b), contrastive)
+        scores = d(torch.cat(xs), s.repeat(len(xs)), Conditioning.cat(conds)).float().split(b)
+        return self._discriminator_loss(scores, (scores[0], scores[2]) if wrong is not None else None)
 
     @contextlib.contextmanager
     def _discriminator_frozen(self) -> Iterator[None]:
@@ -292,20 +303,24 @@ class ARCStage:
         self.d_optimizer.zero_grad(set_to_none=True)
         return flops
 
-    def _discriminator_loss(self, scores: tuple[torch.Tensor, ...], contrastive: bool):
+    def _discriminator_loss(self, scores: tuple[torch.Tensor, ...], contrastive):
         """D's loss and its terms from the score maps (b, 1, P) of [real, generated, real with wrong prompts if
-        contrastive, R1 probes, R2 probes (those asked for)]."""
+        contrastive, R1 probes, R2 probes (those asked for)]. `contrastive`: the (right prompt, wrong prompt) score
+        maps of the contrastive term, None without one this step, or a zero tensor to add (a separate contrastive
+        head with no wrong prompts this step)."""
         ac = self.config.arc
         real, fake = scores[0], scores[1]
         l_r = relativistic_discriminator_loss(real, fake)
         loss = ac.discriminator_weight * l_r
         metrics = {"d_relativistic": float(l_r.detach()), "d_real_minus_fake": float((real - fake).mean().detach())}
         k = 2
-        if contrastive:
-            l_c = contrastive_loss(real, scores[k])
+        if isinstance(contrastive, tuple):
+            l_c = contrastive_loss(*contrastive)
             loss = loss + ac.contrastive_weight * l_c
             metrics["d_contrastive"] = float(l_c.detach())
-            k += 1
+            k += 1  # past the wrong-prompt rows
+        elif contrastive is not None:
+            loss = loss + contrastive
         for name, weight, base in (("r1", ac.r1_weight, real), ("r2", ac.r2_weight, fake)):
             if weight > 0:
                 penalty = finite_difference_penalty(scores[k], base, ac.penalty_sigma)

@@ -92,6 +92,9 @@ class ARCTrainConfig:
     # "within_kind": a conflicting prompt that contradicts the clip inside its kind (no other kind named, no attribute
     # the clip lacks), so that D cannot reject wrong prompts by their kind alone
     contrastive_shuffle: Literal["derangement", "roll", "conflicting", "edited", "within_kind"] = "derangement"
+    # which head of D scores the contrastive term: "shared", the one G is trained against (the paper's); "separate",
+    # a second head on the same trunk, trained on L_C alone, so that G never climbs a prompt score directly
+    contrastive_head: Literal["shared", "separate"] = "shared"
     r1_weight: float = 0.0  # finite-difference gradient penalty on real (R1) and generated (R2) inputs of D
     r2_weight: float = 0.0
     penalty_sigma: float = 0.05
