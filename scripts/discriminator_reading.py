@@ -37,7 +37,7 @@ def run_discriminator(run: Path) -> tuple[object, ARCDiscriminator]:
     model = load(config.model)
     ac = config.arc
     d = ARCDiscriminator(model.config.dit, resolve_exit_layer(model.config.dit.depth, ac.exit_layer, ac.depth_fraction),
-                         ac.soft_clip_scale, contrastive_head=ac.contrastive and ac.contrastive_head == "separate")
+                         ac.soft_clip_scale, contrastive_head=ac.contrastive_head == "separate")
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["stage"]["discriminator"]
     d.load_state_dict(state)
     return model, d.eval()

@@ -233,6 +233,10 @@ def test_the_discriminator_head_takes_its_own_rate_and_one_step_moves_it_by_it()
     two = _stage(discriminator_lr=1e-5, discriminator_head_lr=1e-3, contrastive_head="separate")
     rates = {id(p): group["lr"] for group in two.d_optimizer.param_groups for p in group["params"]}
     assert {rates[id(p)] for p in two.discriminator.contrastive_head.parameters()} == {1e-3}
+    data = apply_overrides(TrainConfig().to_dict(), ["stage='arc'", "data='x'", "arc.contrastive=false",
+                                                     "arc.contrastive_head='separate'"])
+    with pytest.raises(ValueError, match=r"arc.contrastive_head='separate' .* set arc.contrastive=true"):
+        TrainConfig.from_dict(data).validate()
     default = _stage(discriminator_lr=2e-4).d_optimizer.param_groups  # no head rate: one rate, the two decay groups
     assert [g["lr"] for g in default] == [2e-4, 2e-4] and [g["weight_decay"] for g in default][1] == 0.0
     data = apply_overrides(TrainConfig().to_dict(), ["stage='arc'", "data='x'", "arc.discriminator_head_lr=0.0"])

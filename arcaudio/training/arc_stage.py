@@ -87,7 +87,7 @@ class ARCStage:
         with torch.random.fork_rng(devices=[]):  # the head's init depends on the seed only
             torch.manual_seed(config.seed + 1)
             self.discriminator = ARCDiscriminator(model.config.dit, self.exit_layer, ac.soft_clip_scale,
-                                                  contrastive_head=ac.contrastive and ac.contrastive_head == "separate")
+                                                  contrastive_head=ac.contrastive_head == "separate")
         self.discriminator.trunk.load_state_dict(model.dit.state_dict())  # the pre-trained flow's weights
         self.discriminator.train()
         self.discriminator.trunk.grad_checkpointing = config.grad_checkpointing

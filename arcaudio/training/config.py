@@ -185,6 +185,10 @@ class TrainConfig(JsonConfig):
         if self.stage == "arc" and not 0 <= self.arc.discriminator_warmup < self.steps:
             raise ValueError(f"arc.discriminator_warmup must be in [0, steps) = [0, {self.steps}) so that the "
                              f"generator trains at all, got {self.arc.discriminator_warmup}")
+        if self.arc.contrastive_head == "separate" and not self.arc.contrastive:
+            raise ValueError("arc.contrastive_head='separate' puts the contrastive term on a second head; with "
+                             "arc.contrastive=false there is no such term: set arc.contrastive=true or leave "
+                             "arc.contrastive_head='shared'")
         if self.arc.contrastive_shuffle in ("conflicting", "edited", "within_kind") and not self.arc.recaption:
             raise ValueError(f"arc.contrastive_shuffle={self.arc.contrastive_shuffle!r} works from the attributes each "
                              "caption names, which only recaptioned procedural batches have; set arc.recaption=true")
