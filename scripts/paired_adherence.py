@@ -19,6 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from arcaudio.eval.adherence import merge_confusions
+
 
 def load_report(path: Path) -> dict:
     try:
@@ -47,15 +49,6 @@ def paired(arm: list[dict], base: list[dict]) -> dict:
             "per_attribute": per_attribute}
 
 
-def summed_confusion(reports: list[dict], name: str) -> dict[str, dict[str, int]]:
-    total: dict[str, dict[str, int]] = {}
-    for r in reports:
-        for asked, row in r["confusion"].get(name, {}).items():
-            for found, n in row.items():
-                total.setdefault(asked, {})[found] = total.setdefault(asked, {}).get(found, 0) + n
-    return total
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arm", type=Path, nargs="+", required=True, help="reports of the arm, one per training seed")
@@ -66,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     arm, base = [load_report(f) for f in args.arm], [load_report(f) for f in args.base]
     result = paired(arm, base)
-    result["confusion"] = {name: {"arm": summed_confusion(arm, name), "base": summed_confusion(base, name)}
+    summed = {label: merge_confusions([r["confusion"] for r in reports])
+              for label, reports in (("arm", arm), ("base", base))}
+    result["confusion"] = {name: {label: table.get(name, {}) for label, table in summed.items()}
                            for name in args.confusion}
     if args.json:
         print(json.dumps(result, indent=2))

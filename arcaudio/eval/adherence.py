@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,18 +206,25 @@ def combine(reports: list[AdherenceReport]) -> AdherenceReport:
         return {k: sum(getattr(r, field_name).get(k, 0.0) * r.counts.get(k, 0) for r in reports) / counts[k]
                 for k in names}
 
-    confusion: dict[str, dict[str, dict[str, int]]] = {}
-    for r in reports:
-        for k, rows in r.confusion.items():
-            for asked, row in rows.items():
-                for found, n in row.items():
-                    cell = confusion.setdefault(k, {}).setdefault(asked, {})
-                    cell[found] = cell.get(found, 0) + n
     clips = sum(len(r.per_clip) for r in reports)
     elapsed = sum(r.seconds_per_clip * len(r.per_clip) for r in reports)
     return AdherenceReport(accuracy=weighted("accuracy"), chance=weighted("chance"), counts=counts,
                            seconds_per_clip=elapsed / max(clips, 1),
-                           per_clip=[c for r in reports for c in r.per_clip], confusion=confusion)
+                           per_clip=[c for r in reports for c in r.per_clip],
+                           confusion=merge_confusions([r.confusion for r in reports]))
+
+
+def merge_confusions(confusions: Sequence[dict[str, dict[str, dict[str, int]]]]
+                     ) -> dict[str, dict[str, dict[str, int]]]:
+    """Cell-wise sums of `AdherenceReport.confusion` tables (attribute -> asked -> read -> clips)."""
+    total: dict[str, dict[str, dict[str, int]]] = {}
+    for confusion in confusions:
+        for name, rows in confusion.items():
+            for asked, row in rows.items():
+                cells = total.setdefault(name, {}).setdefault(asked, {})
+                for found, n in row.items():
+                    cells[found] = cells.get(found, 0) + n
+    return total
 
 
 @torch.no_grad()

@@ -210,12 +210,13 @@ class ARCStage:
                 xs.append(x + ac.penalty_sigma * probes[name])
                 conds.append(cond)
         b = real_s.shape[0]
-        if ac.contrastive and ac.contrastive_head == "separate":  # L_C on the second head: [real, wrong] rows of it
+        if ac.contrastive_head == "separate":  # L_C on the second head: its [real, wrong] rows
             scores, second = d(torch.cat(xs), s.repeat(len(xs)), Conditioning.cat(conds), both_heads=True)
             second = second.float().split(b)
+            loss, metrics = self._discriminator_loss(scores.float().split(b),
+                                                     (second[0], second[2]) if wrong is not None else None)
             # without wrong prompts this step the second head still joins the graph (DDP expects every gradient)
-            contrastive = (second[0], second[2]) if wrong is not None else second[0].sum() * 0
-            return self._discriminator_loss(scores.float().split(b), contrastive)
+            return (loss if wrong is not None else loss + second[0].sum() * 0), metrics
         scores = d(torch.cat(xs), s.repeat(len(xs)), Conditioning.cat(conds)).float().split(b)
         return self._discriminator_loss(scores, (scores[0], scores[2]) if wrong is not None else None)
 
@@ -303,24 +304,22 @@ class ARCStage:
         self.d_optimizer.zero_grad(set_to_none=True)
         return flops
 
-    def _discriminator_loss(self, scores: tuple[torch.Tensor, ...], contrastive):
+    def _discriminator_loss(self, scores: tuple[torch.Tensor, ...],
+                            contrastive: tuple[torch.Tensor, torch.Tensor] | None):
         """D's loss and its terms from the score maps (b, 1, P) of [real, generated, real with wrong prompts if
         contrastive, R1 probes, R2 probes (those asked for)]. `contrastive`: the (right prompt, wrong prompt) score
-        maps of the contrastive term, None without one this step, or a zero tensor to add (a separate contrastive
-        head with no wrong prompts this step)."""
+        maps of the contrastive term (from the first head or the second), None without one this step."""
         ac = self.config.arc
         real, fake = scores[0], scores[1]
         l_r = relativistic_discriminator_loss(real, fake)
         loss = ac.discriminator_weight * l_r
         metrics = {"d_relativistic": float(l_r.detach()), "d_real_minus_fake": float((real - fake).mean().detach())}
         k = 2
-        if isinstance(contrastive, tuple):
+        if contrastive is not None:
             l_c = contrastive_loss(*contrastive)
             loss = loss + ac.contrastive_weight * l_c
             metrics["d_contrastive"] = float(l_c.detach())
             k += 1  # past the wrong-prompt rows
-        elif contrastive is not None:
-            loss = loss + contrastive
         for name, weight, base in (("r1", ac.r1_weight, real), ("r2", ac.r2_weight, fake)):
             if weight > 0:
                 penalty = finite_difference_penalty(scores[k], base, ac.penalty_sigma)
