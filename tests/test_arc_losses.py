@@ -140,6 +140,25 @@ def test_a_separate_contrastive_head_scores_only_the_contrastive_term():
         _stage().discriminator(main[:1], torch.ones(1), None, both_heads=True)
 
 
+def test_a_separate_contrastive_head_without_wrong_prompts_takes_a_zero_gradient():
+    """A batch of one caption has no wrong prompt: D's loss is the relativistic term alone, and the second head still
+    joins the graph with a zero gradient (DDP expects one for every parameter)."""
+    stage = _stage("arc.contrastive_head='separate'")
+    batch = _batch()
+    batch["caption"] = ["same"] * 4
+    grads: dict[str, torch.Tensor] = {}
+    for name, p in stage.discriminator.contrastive_head.named_parameters():
+        p.register_hook(lambda g, name=name: grads.setdefault(name, g.detach().clone()))
+    record = _Recorder(stage)
+    metrics = stage.train_step(batch, 1, torch.Generator().manual_seed(0))
+    ((_, kwargs, (main, second)),) = record.calls["discriminator"]
+    assert kwargs["both_heads"] is True and main.shape[0] == second.shape[0] == 8  # [real, generated], no wrong rows
+    assert metrics["d_contrastive_used"] == 0.0 and math.isnan(metrics["d_contrastive"])
+    assert metrics["d_loss"] == pytest.approx(_d_literal(*main.split(4)), rel=1e-5, abs=1e-7)
+    assert grads.keys() == dict(stage.discriminator.contrastive_head.named_parameters()).keys()
+    assert all(float(g.abs().max()) == 0.0 for g in grads.values())
+
+
 def test_one_generator_step_lowers_the_generator_loss_on_the_same_draws():
     stage = _stage()
     record = _Recorder(stage)
