@@ -1,7 +1,7 @@
 """The GPU path measured in one run: Stable Audio Open Small's size (random weights), `precision="auto"`, prompt
 in and waveform on the GPU, eager and captured as CUDA graphs (arcaudio/captured.py), at batch 1, 8 and 32.
 
-    python scripts/gpu_report.py --json gpu.json [--budget-s 420]
+    python scripts/gpu_report.py --json gpu.json [--budget-s 420] [--sections agreement,levers]
     python scripts/gpu_report.py --json smoke.json --device cpu --preset tiny   # the script's own smoke test
 
 Sections, each written to the JSON as soon as it is measured (a run cut short keeps what it had):
@@ -14,7 +14,12 @@ Sections, each written to the JSON as soon as it is measured (a run cut short ke
    and its agreement with eager `generate`;
    device-drawn noise at batch 1 and 32; cuDNN autotuning (`cudnn.benchmark`) at batch 1;
 5. `torch.compile` (inductor, mode "default": SnakeBeta and the residual adds fused) inside the captured graphs at
-   batch 1, compile time reported apart, while the budget lasts.
+   batch 1, compile time reported apart, while the budget lasts;
+6. the levers toward 15 ms at batch 1 (captured, compiled, device noise), each against a baseline compiled in the
+   same run: every top-level decoder layer timed in each layout (where cuDNN's batch-1 fallback lives), the decoder
+   with the fastest layout per layer, the text encoder compiled too, inductor's autotuned GEMMs
+   (`max-autotune-no-cudagraphs`), and the three together.
+`--sections` runs a subset (section 1 always runs): agreement (2), eager (3), captured (4), compiled (5), levers (6).
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ from arcaudio.bench import (  # noqa: E402
     precision_agreement,
 )
 from arcaudio.captured import CapturedGenerator  # noqa: E402
+from arcaudio.compilation import DEFAULT_PARTS, compile_model  # noqa: E402
 from arcaudio.generation import generate  # noqa: E402
 from arcaudio.loading import load  # noqa: E402
-from arcaudio.models.autoencoder import DECODER_LAYOUTS, DEFAULT_LAYOUT  # noqa: E402
+from arcaudio.models.autoencoder import DECODER_LAYOUTS, DEFAULT_LAYOUT, channels_last_2d  # noqa: E402
 from arcaudio.precision import resolve_precision  # noqa: E402
 
 PROMPT = "a punchy drum loop at 120 bpm with a warm bass line"
+SECTIONS = ("agreement", "eager", "captured", "compiled", "levers")
 
 
 def sync(device) -> None:
@@ -220,15 +227,75 @@ def end_to_end(model, batch: int, repeats: int, device, noise: str) -> dict:
     return result
 
 
+def decoder_layer_times(decoder, latent_shape: tuple[int, int], batches: tuple[int, ...], device) -> dict:
+    """Eager time (ms, median of 5 after 2 warm-ups) of each top-level decoder layer in each layout, its input
+    already in that layout, on random latents (batch, *latent_shape); keys "b{batch},{i},{layout}"."""
+    dtype = next(decoder.parameters()).dtype
+    out: dict = {"layers": [type(layer).__name__ for layer in decoder.layers]}
+    for batch in batches:
+        x = torch.randn(batch, *latent_shape, device=device, dtype=dtype)  # (B, C, T), ncl
+        with torch.no_grad():
+            for i, layer in enumerate(decoder.layers):
+                for layout in DECODER_LAYOUTS:
+                    inp = channels_last_2d(x) if layout == "channels_last_2d" else x
+                    for _ in range(2):
+                        layer(inp)
+                    out[f"b{batch},{i},{layout}"] = 1000 * statistics.median(
+                        timed(lambda m=layer, y=inp: m(y), 5, device))
+                x = layer(x)  # the next layer's input
+    return out
+
+
+def fastest_layouts(times: dict, batch: int, depth: int) -> tuple[str, ...]:
+    """The layout each layer ran fastest in at `batch` (decoder_layer_times' figures)."""
+    return tuple(min(DECODER_LAYOUTS, key=lambda name, i=i: times[f"b{batch},{i},{name}"]) for i in range(depth))
+
+
+def uncompile(model) -> None:
+    """Back to eager: the compiled forwards removed (each module's class forward again), dynamo's caches reset."""
+    for module in (model.dit, model.autoencoder.decoder, model.conditioners["prompt"].encoder):
+        if module is not None:
+            vars(module).pop("forward", None)
+    model.compile_mode = None
+    torch._dynamo.reset()
+
+
+def compiled_variant(model, batch: int, repeats: int, device, mode: str = "default", parts=DEFAULT_PARTS,
+                     layout=None, noises: tuple[str, ...] = ("device",)) -> dict:
+    """Captured figures (end to end and stage by stage) per noise source, with `parts` compiled in `mode` and the
+    decoder in `layout`, compiled afresh; the compile time apart. The model is left eager, in its default layout."""
+    uncompile(model)
+    model.autoencoder.decoder.layout = layout
+    try:
+        compile_model(model, mode, parts)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            generate(model, [PROMPT] * batch)  # compiles for this batch (noise does not change shapes)
+        compile_s = time.perf_counter() - t0
+        return {"compile_s": compile_s, "mode": mode, "parts": list(parts),
+                "layout": list(layout) if isinstance(layout, tuple) else layout,
+                **{noise: captured_figures(model, batch, repeats, device, noise) for noise in noises}}
+    finally:
+        uncompile(model)
+        model.autoencoder.decoder.layout = None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, required=True)
-    parser.add_argument("--budget-s", type=float, default=420.0, help="skip the compile section past this")
+    parser.add_argument("--budget-s", type=float, default=420.0,
+                        help="skip the compiled sections' later rows past fractions of this")
     parser.add_argument("--device", default="cuda", help="cpu: a smoke test of this script (nothing captured)")
     parser.add_argument("--preset", default="sao-small")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated, of {','.join(SECTIONS)} (default: all)")
     args = parser.parse_args()
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = [name for name in sections if name not in SECTIONS]
+    if unknown or not sections:
+        parser.error(f"--sections takes a comma-separated selection of {list(SECTIONS)}, got {args.sections!r}")
     start = time.perf_counter()
-    report: dict = {}
+    report: dict = {"sections": sections}
 
     def save(key: str, value) -> None:
         report[key] = value
@@ -244,6 +311,15 @@ def main() -> None:
         except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
             save(key, f"failed: {type(error).__name__}: {error}")
 
+    def within(fraction: float, key: str) -> bool:
+        """Whether `fraction` of the budget is still unspent; if not, `key` is saved as skipped."""
+        used = time.perf_counter() - start
+        if used <= args.budget_s * fraction:
+            return True
+        save(key, f"skipped: {used:.0f} s of the {args.budget_s:.0f} s budget used")
+        return False
+
+    # 1. the device
     device = torch.device(args.device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -258,64 +334,83 @@ def main() -> None:
     (small, n_small), (large, n_large) = batches[0], batches[-1]
 
     # 2. agreement with fp32: one DiT forward under torch's bf16 settings, each component alone, auto
-    torch.manual_seed(0)
-    fp32 = fill_zero_weights(bench_model(args.preset, device=device, precision="fp32"))
-    plan = resolve_precision("auto", device, fp32.config)
-    save("auto_precision", str(plan))
-    attempt("dit_forward_agreement", lambda: dit_forward_agreement(fp32))
-    components = ["text_encoder=bf16", "dit=bf16", "decoder=bf16", "auto"]
-    attempt("agreement_sao_small", lambda: precision_agreement(fp32, components, seed=3))
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
-        attempt("agreement_sao_small_full_precision_reduction", lambda: precision_agreement(fp32, ["auto"], seed=3))
-        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
-    builtin = load("default", device=device, precision="fp32")
-    attempt("agreement_builtin", lambda: precision_agreement(builtin, ["auto", "dit=bf16"], seed=3))
-    save("auto_builtin", str(resolve_precision("auto", device, builtin.config)))
-    builtin = None  # freed
+    if "agreement" in sections or "eager" in sections:
+        torch.manual_seed(0)
+        fp32 = fill_zero_weights(bench_model(args.preset, device=device, precision="fp32"))
+    if "agreement" in sections:
+        plan = resolve_precision("auto", device, fp32.config)
+        save("auto_precision", str(plan))
+        attempt("dit_forward_agreement", lambda: dit_forward_agreement(fp32))
+        components = ["text_encoder=bf16", "dit=bf16", "decoder=bf16", "auto"]
+        attempt("agreement_sao_small", lambda: precision_agreement(fp32, components, seed=3))
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+            attempt("agreement_sao_small_full_precision_reduction",
+                    lambda: precision_agreement(fp32, ["auto"], seed=3))
+            torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
+        builtin = load("default", device=device, precision="fp32")
+        attempt("agreement_builtin", lambda: precision_agreement(builtin, ["auto", "dit=bf16"], seed=3))
+        save("auto_builtin", str(resolve_precision("auto", device, builtin.config)))
+        builtin = None  # freed
 
     # 3. eager, stage by stage
-    save("eager_fp32_b1", benchmark(fp32, args.preset, batch=1, repeats=5, warmup=2).as_dict())
+    if "eager" in sections:
+        save("eager_fp32_b1", benchmark(fp32, args.preset, batch=1, repeats=5, warmup=2).as_dict())
     fp32 = None  # freed
     if device.type == "cuda":
         torch.cuda.empty_cache()
     torch.manual_seed(0)
     model = bench_model(args.preset, device=device, precision="auto")
     save("flops", flops(model))
-    attempt("decoder_layouts", lambda: decoder_layouts(model, (small, 8) if device.type == "cuda" else (small,)))
-    save("eager_auto_b1", benchmark(model, args.preset, batch=1, repeats=10, warmup=2).as_dict())
-    save("eager_auto_b8", benchmark(model, args.preset, batch=8, repeats=3, warmup=1).as_dict())
+    if "eager" in sections:
+        attempt("decoder_layouts", lambda: decoder_layouts(model, (small, 8) if device.type == "cuda" else (small,)))
+        save("eager_auto_b1", benchmark(model, args.preset, batch=1, repeats=10, warmup=2).as_dict())
+        save("eager_auto_b8", benchmark(model, args.preset, batch=8, repeats=3, warmup=1).as_dict())
 
     # 4. captured
-    for batch, repeats in batches:
-        attempt(f"captured_b{batch}", lambda b=batch, n=repeats: captured_figures(model, b, n, device))
-    attempt(f"captured_b{small}_device_noise", lambda: captured_figures(model, small, n_small, device, "device"))
-    attempt(f"captured_b{large}_device_noise", lambda: captured_figures(model, large, n_large, device, "device"))
-    other = next(x for x in DECODER_LAYOUTS if x != DEFAULT_LAYOUT.get(device.type))
-    model.autoencoder.decoder.layout = other
-    attempt(f"captured_b{small}_decoder_{other}", lambda: captured_figures(model, small, n_small, device))
-    model.autoencoder.decoder.layout = None
+    if "captured" in sections:
+        for batch, repeats in batches:
+            attempt(f"captured_b{batch}", lambda b=batch, n=repeats: captured_figures(model, b, n, device))
+        attempt(f"captured_b{small}_device_noise", lambda: captured_figures(model, small, n_small, device, "device"))
+        attempt(f"captured_b{large}_device_noise", lambda: captured_figures(model, large, n_large, device, "device"))
+        other = next(x for x in DECODER_LAYOUTS if x != DEFAULT_LAYOUT.get(device.type))
+        model.autoencoder.decoder.layout = other
+        attempt(f"captured_b{small}_decoder_{other}", lambda: captured_figures(model, small, n_small, device))
+        model.autoencoder.decoder.layout = None
 
     # 5. compiled inside the graphs
-    if time.perf_counter() - start > args.budget_s * 0.4:
-        used = time.perf_counter() - start
-        save(f"compiled_b{small}", f"skipped: {used:.0f} s of the {args.budget_s:.0f} s budget used")
-        return
-    for module in (model.dit, model.autoencoder.decoder):
-        module.forward = torch.compile(module.forward, mode="default", dynamic=False)
+    if "compiled" in sections and within(0.4, f"compiled_b{small}"):
+        attempt(f"compiled_b{small}", lambda: compiled_variant(model, small, n_small, device,
+                                                               noises=("host", "device")))
+        for batch, repeats in batches[1:]:
+            if within(0.75, f"compiled_b{batch}_device_noise"):
+                attempt(f"compiled_b{batch}_device_noise",
+                        lambda b=batch, n=repeats: compiled_variant(model, b, n, device))
 
-    def compiled(batch: int, repeats: int, noise: str) -> dict:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            generate(model, [PROMPT] * batch)  # compiles for this batch (once: noise does not change shapes)
-        compile_s = time.perf_counter() - t0
-        return {"compile_s": compile_s, "mode": "default", **captured_figures(model, batch, repeats, device, noise)}
-
-    attempt(f"compiled_b{small}", lambda: compiled(small, n_small, "host"))
-    attempt(f"compiled_b{small}_device_noise", lambda: compiled(small, n_small, "device"))
-    for batch, repeats in batches[1:]:
-        if time.perf_counter() - start < args.budget_s * 0.75:
-            attempt(f"compiled_b{batch}_device_noise", lambda b=batch, n=repeats: compiled(b, n, "device"))
+    # 6. the levers toward 15 ms at batch 1, each against a baseline compiled in this run
+    if "levers" in sections:
+        cfg = model.config
+        latent_shape = (cfg.autoencoder.latent_dim, cfg.latent_length)
+        attempt("decoder_layer_times", lambda: decoder_layer_times(
+            model.autoencoder.decoder, latent_shape, (small, 8) if device.type == "cuda" else (small,), device))
+        if "compiled" not in sections:  # else compiled_b1 is the baseline
+            attempt("lever_baseline", lambda: compiled_variant(model, small, n_small, device))
+        times = report.get("decoder_layer_times")
+        depth = len(model.autoencoder.decoder.layers)
+        layout = fastest_layouts(times, small, depth) if isinstance(times, dict) else None
+        if layout is not None and within(0.5, "lever_decoder_layout_per_layer"):
+            attempt("lever_decoder_layout_per_layer",
+                    lambda: compiled_variant(model, small, n_small, device, layout=layout))
+        every_part = ("text_encoder", "dit", "decoder")
+        if within(0.55, "lever_text_encoder_compiled"):
+            attempt("lever_text_encoder_compiled",
+                    lambda: compiled_variant(model, small, n_small, device, parts=every_part))
+        if within(0.6, "lever_max_autotune"):
+            attempt("lever_max_autotune", lambda: compiled_variant(
+                model, small, n_small, device, mode="max-autotune-no-cudagraphs"))
+        if within(0.75, "lever_all"):  # the three together (the autotuning is cached from the row above)
+            attempt("lever_all", lambda: compiled_variant(
+                model, small, n_small, device, mode="max-autotune-no-cudagraphs", parts=every_part, layout=layout))
 
 
 if __name__ == "__main__":

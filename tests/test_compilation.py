@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from arcaudio.cli.options import COMPILE_NAMES
-from arcaudio.compilation import COMPILE_MODES, compile_model, default_compile_mode
+from arcaudio.compilation import COMPILE_MODES, COMPILE_PARTS, compile_model, default_compile_mode
 from arcaudio.generation import generate
 from arcaudio.loading import load
 
@@ -16,6 +16,22 @@ def test_the_mode_follows_the_device_and_bad_modes_are_refused():
     assert set(COMPILE_NAMES) == {"auto", *COMPILE_MODES}
     with pytest.raises(ValueError, match=r"compile mode must be one of .*got 'fastest'"):
         compile_model(load("tiny"), "fastest")
+    with pytest.raises(ValueError, match=r"parts must be .* of \['text_encoder', 'dit', 'decoder'\], got \['vae'\]"):
+        compile_model(load("tiny"), parts=("vae",))
+    assert COMPILE_PARTS == ("text_encoder", "dit", "decoder")
+
+
+def test_a_compiled_text_encoder_encodes_what_the_eager_one_does_and_the_rest_stays_eager():
+    torch.manual_seed(0)
+    model = load("tiny", precision="fp32")
+    conditioner = model.conditioners["prompt"]
+    ids, mask = conditioner.tokenize(["a hum", "a long hiss of rain on a roof"])
+    with torch.no_grad():
+        eager, _ = conditioner.encode(ids, mask)  # (B, L, D)
+        compile_model(model, parts=("text_encoder",))
+        compiled, _ = conditioner.encode(ids, mask)
+    assert "forward" in vars(conditioner.encoder) and "forward" not in vars(model.dit)
+    assert (compiled - eager).abs().max() <= 1e-5 * eager.abs().max()
 
 
 @pytest.mark.slow

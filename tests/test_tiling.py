@@ -94,3 +94,33 @@ def test_the_decoder_layouts_agree_and_a_bad_one_is_refused():
         with pytest.raises(ValueError, match=r"layout must be one of \['channels_last_2d', 'ncl'\], got 'nhwc'"):
             decoder(z)
     assert ncl.shape == default.shape and (ncl - default).abs().max() <= 1e-5 * default.abs().max()
+
+
+def test_a_layout_per_layer_agrees_with_one_layout_and_a_bad_list_is_refused():
+    from arcaudio.loading import load
+
+    decoder = load("tiny", precision="fp32").autoencoder.decoder
+    z = torch.randn(2, decoder.layers[0].in_channels, 12)
+    n = len(decoder.layers)
+    seen = []  # the layout each top-level layer was given its input in
+    for layer in decoder.layers:
+        layer.register_forward_pre_hook(lambda _, args: seen.append(
+            "channels_last_2d" if args[0].ndim == 4 and args[0].is_contiguous(memory_format=torch.channels_last)
+            else "ncl" if args[0].ndim == 3 else "other"))
+    with torch.no_grad():
+        decoder.layout = "ncl"
+        ncl = decoder(z)
+        for first in ("ncl", "channels_last_2d"):  # alternating, so that every layer boundary converts
+            other = "ncl" if first == "channels_last_2d" else "channels_last_2d"
+            decoder.layout = tuple(first if i % 2 == 0 else other for i in range(n))
+            seen.clear()
+            mixed = decoder(z)
+            assert tuple(seen) == decoder.layout
+            assert mixed.shape == ncl.shape and mixed.is_contiguous()
+            assert (mixed - ncl).abs().max() <= 1e-5 * ncl.abs().max()
+        decoder.layout = ("ncl",) * (n - 1)
+        with pytest.raises(ValueError, match=rf"per-layer decoder layout needs {n} entries.*got {n - 1} entries"):
+            decoder(z)
+        decoder.layout = ("ncl",) * (n - 1) + ("nhwc",)
+        with pytest.raises(ValueError, match=rf"got {n} entries, 'nhwc'"):
+            decoder(z)

@@ -20,6 +20,8 @@ from ..nn.tiling import Upsampler, tiled_stages
 # CUDA (H200, cuDNN, bf16, Stable Audio Open Small's decoder, one 11.9 s clip; scripts/gpu_report.py) channels-last
 # took 138 ms against 22 ms for ncl, 124 ms of it in one cuDNN fallback kernel (`conv2d_grouped_direct_kernel`);
 # at batch 8 channels-last was the faster, 102 ms against 122 ms. Batch 1 is what a GPU serves fastest: ncl.
+# A decoder's `layout` may also name one layout per top-level layer (`OobleckDecoder.layers`), the activations
+# converted where it changes: scripts/gpu_report.py times each layer in each layout to find the fallback's layer.
 DECODER_LAYOUTS = ("channels_last_2d", "ncl")
 DEFAULT_LAYOUT = {"cpu": "channels_last_2d", "cuda": "ncl"}
 
@@ -141,7 +143,9 @@ class OobleckDecoder(nn.Module):
     as do traced and compiled graphs (ONNX export, torch.compile: their runtimes plan their own buffers)."""
 
     tile_bytes = 16 << 20
-    layout: str | None = None  # one of DECODER_LAYOUTS; None: DEFAULT_LAYOUT for the input's device type
+    # one of DECODER_LAYOUTS, or one per top-level layer (len(self.layers)); None: DEFAULT_LAYOUT for the input's
+    # device type. Per-layer layouts run untiled.
+    layout: str | tuple[str, ...] | None = None
 
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
@@ -165,6 +169,8 @@ class OobleckDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layout = self.layout or DEFAULT_LAYOUT.get(x.device.type, "channels_last_2d")
+        if not isinstance(layout, str):
+            return self._forward_per_layer(x, tuple(layout))
         if layout not in DECODER_LAYOUTS:
             raise ValueError(f"decoder layout must be one of {list(DECODER_LAYOUTS)}, got {layout!r}")
         if layout == "ncl":
@@ -174,6 +180,20 @@ class OobleckDecoder(nn.Module):
         if tiled and not (torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing()):
             return from_channels_last_2d(tiled_stages(self.stages(), x, self.tile_bytes))
         return from_channels_last_2d(self.layers(x))
+
+    def _forward_per_layer(self, x: torch.Tensor, layouts: tuple[str, ...]) -> torch.Tensor:
+        """Layer i in layouts[i]; the activations change layout where the layouts do. (B, C, T) -> (B, C', T')."""
+        bad = [name for name in layouts if name not in DECODER_LAYOUTS]
+        if len(layouts) != len(self.layers) or bad:
+            raise ValueError(f"a per-layer decoder layout needs {len(self.layers)} entries, each one of "
+                             f"{list(DECODER_LAYOUTS)}; got {len(layouts)} entries" + (f", {bad[0]!r}" if bad else ""))
+        current = "ncl"
+        for layer, layout in zip(self.layers, layouts):
+            if layout != current:
+                x = channels_last_2d(x) if layout == "channels_last_2d" else from_channels_last_2d(x)
+                current = layout
+            x = layer(x)
+        return from_channels_last_2d(x) if current == "channels_last_2d" else x.contiguous()
 
 
 def vae_moments(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
