@@ -91,7 +91,10 @@ def test_the_decoder_layouts_agree_and_a_bad_one_is_refused():
         decoder.layout = "ncl"
         ncl = decoder(z)
         decoder.layout = "nhwc"
-        with pytest.raises(ValueError, match=r"layout must be one of \['channels_last_2d', 'ncl'\], got 'nhwc'"):
+        with pytest.raises(ValueError, match=r"layout must be one of \['channels_last_2d', 'ncl'\] .*got 'nhwc'"):
+            decoder(z)
+        decoder.layout = 2
+        with pytest.raises(ValueError, match=r"or a tuple of them, one per layer; got 2"):
             decoder(z)
     assert ncl.shape == default.shape and (ncl - default).abs().max() <= 1e-5 * default.abs().max()
 

@@ -169,10 +169,11 @@ class OobleckDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layout = self.layout or DEFAULT_LAYOUT.get(x.device.type, "channels_last_2d")
-        if not isinstance(layout, str):
+        if isinstance(layout, (tuple, list)):
             return self._forward_per_layer(x, tuple(layout))
         if layout not in DECODER_LAYOUTS:
-            raise ValueError(f"decoder layout must be one of {list(DECODER_LAYOUTS)}, got {layout!r}")
+            raise ValueError(f"decoder layout must be one of {list(DECODER_LAYOUTS)} or a tuple of them, one per "
+                             f"layer; got {layout!r}")
         if layout == "ncl":
             return self.layers(x.contiguous())
         x = channels_last_2d(x)
