@@ -246,9 +246,10 @@ def decoder_layer_times(decoder, latent_shape: tuple[int, int], batches: tuple[i
     return out
 
 
-def fastest_layouts(times: dict, batch: int, depth: int) -> tuple[str, ...]:
+def fastest_layouts(times: dict, batch: int) -> tuple[str, ...]:
     """The layout each layer ran fastest in at `batch` (decoder_layer_times' figures)."""
-    return tuple(min(DECODER_LAYOUTS, key=lambda name, i=i: times[f"b{batch},{i},{name}"]) for i in range(depth))
+    return tuple(min(DECODER_LAYOUTS, key=lambda name, i=i: times[f"b{batch},{i},{name}"])
+                 for i in range(len(times["layers"])))
 
 
 def uncompile(model) -> None:
@@ -396,8 +397,7 @@ def main() -> None:
         if "compiled" not in sections:  # else compiled_b1 is the baseline
             attempt("lever_baseline", lambda: compiled_variant(model, small, n_small, device))
         times = report.get("decoder_layer_times")
-        depth = len(model.autoencoder.decoder.layers)
-        layout = fastest_layouts(times, small, depth) if isinstance(times, dict) else None
+        layout = fastest_layouts(times, small) if isinstance(times, dict) else None
         if layout is not None and within(0.5, "lever_decoder_layout_per_layer"):
             attempt("lever_decoder_layout_per_layer",
                     lambda: compiled_variant(model, small, n_small, device, layout=layout))
